@@ -1,0 +1,17 @@
+"""The estimator contract shared by specs, searchers and reusers.
+
+We reuse scikit-learn's ``BaseEstimator`` for ``get_params`` / ``set_params`` / ``clone``: ``__init__`` takes
+explicit keywords and only stores them; learned state lives in ``*_`` attributes.
+"""
+
+from __future__ import annotations
+
+from sklearn.base import BaseEstimator, clone
+
+__all__ = ["LwEstimator", "clone"]
+
+
+class LwEstimator(BaseEstimator):
+    """Base of every lwlib estimator (stat specs, reusers, searchers)."""
+
+    _parameter_constraints: dict = {}

@@ -1,0 +1,63 @@
+"""Settings read once from the environment.
+
+The dock keeps all its state under one home folder (``LWDOCK_HOME``, default ``~/.lwdock``): the DuckDB
+catalog, the MLflow sqlite store and artifacts, unpacked learnwares, runtime environments and Prefect's home.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("LWDOCK_HOME", Path.home() / ".lwdock")).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the dock keeps things. Build with :meth:`from_env` or pass ``home=`` explicitly (tests)."""
+
+    home: Path = field(default_factory=_default_home)
+    tracking_uri: str | None = None
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(home=_default_home(), tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.duckdb"
+
+    @property
+    def packages_dir(self) -> Path:
+        """Content-addressed learnware zips and their extracted trees (``<sha256>.zip``, ``<sha256>/``)."""
+        return self.home / "learnwares"
+
+    @property
+    def runtimes_dir(self) -> Path:
+        return self.home / "runtimes"
+
+    @property
+    def uv_cache_dir(self) -> Path:
+        return Path(os.environ.get("LWDOCK_UV_CACHE", self.home / "uv-cache"))
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlflow-artifacts"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    def ensure(self) -> "Settings":
+        for p in (self.home, self.packages_dir, self.runtimes_dir, self.mlflow_artifacts_dir):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
