@@ -1,0 +1,362 @@
+"""The catalog's one door: a DuckDB file under the dock home, written through single transactions.
+
+DuckDB lets one process hold a file (even a read-only open fails while a writer has it), so :func:`connect`
+retries on the lock with backoff, and every write method is one ``BEGIN … COMMIT`` that rolls back whole on
+error. Rows leave as dataclasses (:mod:`lwlib.catalog.records`); SQL takes ``?`` parameters only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from lwlib.catalog.migrate import apply_migrations, pending_migrations
+from lwlib.catalog.records import CheckRecord, LearnwareRecord, SpecPayload, SpecStack, naive_utc, utcnow
+from lwlib.constants import RKME_TABLE_TYPE
+from lwlib.errors import CatalogError, CatalogMigrationError
+from lwlib.settings import Settings
+from lwlib.status import Status
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Catalog", "connect", "DUCKDB_CONFIG"]
+
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+_LW_COLS = ("id", "name", "version", "status", "reason", "data_type", "task_type", "library_type", "scenarios",
+            "license", "description", "input_dim", "output_dim", "spec_type", "spec_dim", "spec_k", "runtime_key",
+            "registry_name", "registry_version", "registry_uri", "zip_path", "semantic", "created_at", "updated_at")
+_CHECK_COLS = ("id", "learnware_id", "kind", "status", "reason", "report", "duration_s", "created_at")
+_PAYLOAD_COLS = ("learnware_id", "spec_type", "payload", "k", "d", "gamma", "num_points", "z", "beta")
+_UPSERT_SQL = (
+    f"INSERT INTO learnwares ({', '.join(_LW_COLS)}) VALUES ({', '.join('?' * len(_LW_COLS))}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _LW_COLS if c not in ("id", "created_at"))
+)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
+@contextmanager
+def connect(path: str | Path, *, read_only: bool = False, retries: int = 8, backoff_s: float = 0.05,
+            max_backoff_s: float = 2.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a DuckDB connection, retrying while another process holds the file lock; always closes.
+
+    Raises
+    ------
+    CatalogError
+        ``catalog_locked`` when the lock is still held after ``retries`` attempts, ``catalog_missing`` for a
+        read-only open of a file that does not exist.
+    """
+    p = Path(path)
+    if read_only and not p.exists():
+        raise CatalogError(f"Catalog file {p} does not exist; open it writable once (or submit a learnware) "
+                           "to create it.", code="catalog_missing", path=p)
+    if not read_only:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    delay = backoff_s
+    for attempt in range(retries + 1):
+        try:
+            con = duckdb.connect(str(p), read_only=read_only, config=dict(DUCKDB_CONFIG))
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or attempt == retries:
+                raise CatalogError(
+                    f"Could not open catalog {p} ({exc}); another process holds it. Catalog writes must go "
+                    "through the single writer — retry when it finishes.",
+                    code="catalog_locked" if _is_lock_error(exc) else "catalog_io", path=p) from exc
+            logger.debug("catalog %s locked, retry %d in %.2fs", p, attempt + 1, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+        except duckdb.Error as exc:  # e.g. this process already holds the file with another mode
+            raise CatalogError(f"Could not open catalog {p} ({exc}); close the other connection to it in this "
+                               "process first (one process, one open mode).", code="catalog_open_failed",
+                               path=p) from exc
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _record_from_row(row: Sequence[Any]) -> LearnwareRecord:
+    d = dict(zip(_LW_COLS, row))
+    d["semantic"] = json.loads(d["semantic"]) if d["semantic"] is not None else None
+    return LearnwareRecord(**d)
+
+
+def _check_from_row(row: Sequence[Any]) -> CheckRecord:
+    d = dict(zip(_CHECK_COLS, row))
+    d["report"] = json.loads(d["report"]) if d["report"] is not None else None
+    return CheckRecord(**d)
+
+
+def _payload_from_row(row: Sequence[Any]) -> SpecPayload:
+    d = dict(zip(_PAYLOAD_COLS, row))
+    z = beta = None
+    if d["z"] is not None:
+        z = np.asarray(d["z"], dtype=np.float64).reshape(d["k"], d["d"])
+    if d["beta"] is not None:
+        beta = np.asarray(d["beta"], dtype=np.float64)
+    return SpecPayload(d["learnware_id"], d["spec_type"], json.loads(d["payload"]), z, beta, d["gamma"],
+                       d["num_points"])
+
+
+def _record_params(r: LearnwareRecord, now: Any) -> list[Any]:
+    semantic = json.dumps(dict(r.semantic), allow_nan=False) if r.semantic is not None else None
+    created = naive_utc(r.created_at) if r.created_at else now
+    values = {**{c: getattr(r, c) for c in _LW_COLS}, "status": r.status.value, "scenarios": list(r.scenarios),
+              "semantic": semantic, "created_at": created, "updated_at": now}
+    return [values[c] for c in _LW_COLS]
+
+
+def _payload_params(p: SpecPayload) -> list[Any]:
+    z = None if p.z is None else np.asarray(p.z, dtype=np.float64)
+    k = p.k
+    d = p.d if z is not None and z.ndim == 2 else None
+    return [p.learnware_id, p.spec_type, p.payload_json(), k, d, p.gamma, p.num_points,
+            None if z is None else z.reshape(-1).tolist(),
+            None if p.beta is None else np.asarray(p.beta, dtype=np.float64).reshape(-1).tolist()]
+
+
+class Catalog:
+    """The market catalog. Use :meth:`open` (a context manager); do not build directly.
+
+    Examples
+    --------
+    >>> with Catalog.open(tmp / "catalog.duckdb") as cat:  # doctest: +SKIP
+    ...     cat.upsert_learnware(record, payloads)
+    ...     cat.list(status=Status.USABLE)
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool) -> None:
+        self._con = con
+        self.path = path
+        self.read_only = read_only
+        self._depth = 0
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: str | Path | None = None, *, read_only: bool = False, retries: int = 8,
+             backoff_s: float = 0.05) -> Iterator[Catalog]:
+        """Open the catalog (default: ``Settings.from_env().catalog_path``); migrates on a writable open.
+
+        Raises
+        ------
+        CatalogMigrationError
+            An applied migration changed, or a read-only open finds pending migrations.
+        CatalogError
+            The file is locked by another process past the retries, or missing for a read-only open.
+        """
+        p = Path(path) if path is not None else Settings.from_env().catalog_path
+        with connect(p, read_only=read_only, retries=retries, backoff_s=backoff_s) as con:
+            if read_only:
+                pending = pending_migrations(con)
+                if pending:
+                    raise CatalogMigrationError(
+                        f"Catalog {p} lacks migrations {[m.name for m in pending]}; open it writable once to "
+                        "migrate before reading.", code="migration_pending", path=p)
+            else:
+                apply_migrations(con)
+            yield cls(con, p, read_only=read_only)
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def transaction(self) -> Iterator[Catalog]:
+        """One all-or-nothing unit of writes; nested use joins the outer transaction."""
+        if self.read_only:
+            raise CatalogError(f"Catalog {self.path} is open read-only; open it with read_only=False through the "
+                               "single writer to change it.", code="catalog_read_only", path=self.path)
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._con.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._con.execute("COMMIT")
+
+    def _write(self, what: str, sql_steps: Iterable[tuple[str, Any]], *,
+               many: frozenset[int] = frozenset()) -> list[list[tuple[Any, ...]]]:
+        """Run the steps as one transaction; steps whose index is in ``many`` use ``executemany``."""
+        out: list[list[tuple[Any, ...]]] = []
+        try:
+            with self.transaction():
+                for i, (sql, params) in enumerate(sql_steps):
+                    if i in many:
+                        self._con.executemany(sql, params)
+                        out.append([])
+                    else:
+                        out.append(self._con.execute(sql, params).fetchall())
+        except duckdb.Error as exc:
+            raise CatalogError(f"Catalog write '{what}' failed and was rolled back ({exc}); nothing was changed. "
+                               "Check the record's values against the catalog schema.",
+                               code="catalog_write_failed", path=self.path) from exc
+        return out
+
+    # ------------------------------------------------------------------ writes
+    def upsert_learnware(self, record: LearnwareRecord, payloads: Sequence[SpecPayload] = ()) -> LearnwareRecord:
+        """Insert or replace a learnware and all its spec payloads in one transaction; returns the stored row."""
+        wrong = [p.learnware_id for p in payloads if p.learnware_id != record.id]
+        if wrong:
+            raise CatalogError(f"Spec payloads for {wrong} were passed with learnware {record.id}; each payload's "
+                               "learnware_id must equal the record id.", code="catalog_payload_mismatch")
+        now = naive_utc(utcnow())
+        steps: list[tuple[str, Any]] = [
+            (_UPSERT_SQL, _record_params(record, now)),
+            ("DELETE FROM spec_payloads WHERE learnware_id = ?", [record.id]),
+        ]
+        if payloads:
+            steps.append((f"INSERT INTO spec_payloads ({', '.join(_PAYLOAD_COLS)}) "
+                          f"VALUES ({', '.join('?' * len(_PAYLOAD_COLS))})", [_payload_params(p) for p in payloads]))
+        self._write(f"upsert {record.id[:12]}", steps, many=frozenset({2}))
+        logger.info("catalog upserted learnware %s (%s, %d spec payloads)", record.id[:12], record.status.value,
+                    len(payloads))
+        stored = self.get(record.id)
+        if stored is None:  # pragma: no cover - written just above on this connection
+            raise CatalogError(f"Learnware {record.id} vanished right after being written to {self.path}.",
+                               code="catalog_write_failed")
+        return stored
+
+    def set_status(self, learnware_id: str, status: Status | str, reason: str | None = None) -> None:
+        """Change a learnware's status and reason (e.g. after a re-check)."""
+        status = Status(status)
+        (rows,) = self._write(f"set_status {learnware_id[:12]}", [(
+            "UPDATE learnwares SET status = ?, reason = ?, updated_at = ? WHERE id = ? RETURNING id",
+            [status.value, reason, naive_utc(utcnow()), learnware_id])])
+        if not rows:
+            raise CatalogError(f"No learnware {learnware_id} in catalog {self.path}; submit it before changing its "
+                               "status.", code="catalog_not_found", learnware_id=learnware_id)
+
+    def add_check(self, check: CheckRecord) -> CheckRecord:
+        """Append a check to the history; returns it with its ``id`` and ``created_at``."""
+        report = json.dumps(dict(check.report), allow_nan=False, default=str) if check.report is not None else None
+        created = naive_utc(check.created_at) if check.created_at else naive_utc(utcnow())
+        (rows,) = self._write(f"add_check {check.learnware_id[:12]}", [(
+            "INSERT INTO checks (learnware_id, kind, status, reason, report, duration_s, created_at) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {', '.join(_CHECK_COLS)}",
+            [check.learnware_id, check.kind, check.status.value, check.reason, report, check.duration_s, created])])
+        return _check_from_row(rows[0])
+
+    def delete(self, learnware_id: str) -> bool:
+        """Remove a learnware, its spec payloads and its check history; returns whether it existed."""
+        *_, rows = self._write(f"delete {learnware_id[:12]}", [
+            ("DELETE FROM spec_payloads WHERE learnware_id = ?", [learnware_id]),
+            ("DELETE FROM checks WHERE learnware_id = ?", [learnware_id]),
+            ("DELETE FROM learnwares WHERE id = ? RETURNING id", [learnware_id]),
+        ])
+        return bool(rows)
+
+    # ------------------------------------------------------------------ reads
+    def get(self, learnware_id: str) -> LearnwareRecord | None:
+        rows = self._con.execute(f"SELECT {', '.join(_LW_COLS)} FROM learnwares WHERE id = ?",
+                                 [learnware_id]).fetchall()
+        return _record_from_row(rows[0]) if rows else None
+
+    def list(self, status: Status | str | None = None, data_type: str | None = None, task_type: str | None = None,
+             limit: int | None = None) -> list[LearnwareRecord]:
+        """Learnwares matching every given filter, oldest first."""
+        where, params = self._filters(status=status, data_type=data_type, task_type=task_type)
+        sql = f"SELECT {', '.join(_LW_COLS)} FROM learnwares{where} ORDER BY created_at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_record_from_row(r) for r in self._con.execute(sql, params).fetchall()]
+
+    def count(self, status: Status | str | None = None) -> int:
+        where, params = self._filters(status=status)
+        return int(self._con.execute(f"SELECT count(*) FROM learnwares{where}", params).fetchall()[0][0])
+
+    def history(self, learnware_id: str) -> list[CheckRecord]:
+        """Every check of a learnware, oldest first."""
+        rows = self._con.execute(f"SELECT {', '.join(_CHECK_COLS)} FROM checks WHERE learnware_id = ? ORDER BY id",
+                                 [learnware_id]).fetchall()
+        return [_check_from_row(r) for r in rows]
+
+    def load_spec_payloads(self, ids: Sequence[str] | None = None,
+                           spec_type: str | None = None) -> list[SpecPayload]:
+        """All stored specs (optionally only of ``ids`` / one ``spec_type``) in one query, ordered by id."""
+        conds, params = [], []
+        if ids is not None:
+            conds.append("list_contains(?::VARCHAR[], learnware_id)")
+            params.append(list(ids))
+        if spec_type is not None:
+            conds.append("spec_type = ?")
+            params.append(spec_type)
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        rows = self._con.execute(f"SELECT {', '.join(_PAYLOAD_COLS)} FROM spec_payloads{where} "
+                                 "ORDER BY learnware_id, spec_type", params).fetchall()
+        return [_payload_from_row(r) for r in rows]
+
+    def load_spec_stack(self, spec_type: str = RKME_TABLE_TYPE, *, d: int | None = None,
+                        ids: Sequence[str] | None = None, status: Status | str | None = Status.USABLE) -> SpecStack:
+        """Stack every matching RKME into zero-padded arrays in three set-based queries (no per-learnware loop).
+
+        Raises
+        ------
+        CatalogError
+            The selection mixes feature dimensions and ``d`` was not given.
+        """
+        conds, params = ["p.spec_type = ?", "p.z IS NOT NULL"], [spec_type]
+        if d is not None:
+            conds.append("p.d = ?")
+            params.append(int(d))
+        if ids is not None:
+            conds.append("list_contains(?::VARCHAR[], p.learnware_id)")
+            params.append(list(ids))
+        if status is not None:
+            conds.append("l.status = ?")
+            params.append(Status(status).value)
+        sel = ("WITH sel AS (SELECT row_number() OVER (ORDER BY p.learnware_id) - 1 AS r, p.* FROM spec_payloads p "
+               f"JOIN learnwares l ON l.id = p.learnware_id WHERE {' AND '.join(conds)}) ")
+        meta = self._con.execute(sel + "SELECT learnware_id, k, d, gamma FROM sel ORDER BY r", params).fetchnumpy()
+        n = len(meta["learnware_id"])
+        dims = set(np.asarray(meta["d"]).tolist())
+        if len(dims) > 1:
+            raise CatalogError(f"Specs of type {spec_type} have feature dimensions {sorted(dims)}; pass d= to stack "
+                               "one dimension at a time.", code="catalog_mixed_dims")
+        dim = int(dims.pop()) if dims else int(d or 0)
+        k = np.asarray(meta["k"], dtype=np.int64)
+        k_max = int(k.max()) if n else 0
+        Z = np.zeros((n, k_max, dim))
+        beta = np.zeros((n, k_max))
+        if n:
+            zf = self._con.execute(sel + "SELECT r, generate_subscripts(z, 1) - 1 AS i, unnest(z) AS v FROM sel",
+                                   params).fetchnumpy()
+            i = np.asarray(zf["i"], dtype=np.int64)
+            Z[np.asarray(zf["r"], dtype=np.int64), i // dim, i % dim] = zf["v"]
+            bf = self._con.execute(sel + "SELECT r, generate_subscripts(beta, 1) - 1 AS i, unnest(beta) AS v FROM sel",
+                                   params).fetchnumpy()
+            beta[np.asarray(bf["r"], dtype=np.int64), np.asarray(bf["i"], dtype=np.int64)] = bf["v"]
+        gamma = np.asarray(np.ma.filled(np.ma.asarray(meta["gamma"], dtype=np.float64), np.nan), dtype=np.float64)
+        return SpecStack(tuple(str(x) for x in meta["learnware_id"]), Z, beta, gamma, k, spec_type, dim)
+
+    @staticmethod
+    def _filters(**filters: Any) -> tuple[str, list[Any]]:
+        conds, params = [], []
+        for col in ("status", "data_type", "task_type"):
+            value = filters.get(col)
+            if value is None:
+                continue
+            conds.append(f"{col} = ?")
+            params.append(Status(value).value if col == "status" else value)
+        return (f" WHERE {' AND '.join(conds)}" if conds else ""), params

@@ -1,0 +1,177 @@
+"""Usability check: run a learnware's model in its isolated runtime and probe it.
+
+The reference checker instantiates uploader code in the host process and validates with ``assert``; here the model
+only ever runs behind :class:`lwlib.runtime.Runtime`, every probe is explicit, and the outcome is a typed
+:class:`CheckReport` whose status is USABLE or NONUSABLE with a reason a developer can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from lwlib.errors import LwdockError, ModelRuntimeError, RuntimeBuildError
+from lwlib.status import Status
+
+__all__ = ["CheckReport", "check_learnware", "probe_inputs"]
+
+logger = logging.getLogger(__name__)
+
+N_PROBE = 10
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What the check found: status + reason (+ a machine code), the probes run, and the protections in force."""
+
+    status: Status
+    reason: str
+    code: str = "ok"
+    input_shape: tuple[int, ...] | None = None
+    output_shape: tuple[int, ...] | None = None
+    probes: dict[str, Any] = field(default_factory=dict)
+    protections: tuple[str, ...] = ()
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CheckReport":
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        for k in ("input_shape", "output_shape"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        d["protections"] = tuple(d.get("protections", ()))
+        return cls(**d)
+
+
+def _table_spec(learnware: Any) -> Any | None:
+    for spec in getattr(learnware, "stat_specs", {}).values():
+        if getattr(spec, "z_", None) is not None:
+            return spec
+    return None
+
+
+def probe_inputs(learnware: Any, input_shape: tuple[int, ...] | None, *, random_state: int = 0) -> dict[str, np.ndarray]:
+    """Build probe batches: points herded from the learnware's own RKME, Gaussians at its scale, and plain N(0, 1).
+
+    Probing with the spec's own points checks the model on the data it claims to handle; the scaled random batch
+    catches models that only survive in-distribution inputs; ``randn`` matches the reference probe.
+    """
+    rng = np.random.default_rng(random_state)
+    semantic = getattr(learnware, "semantic_spec", None)
+    if semantic is not None and getattr(semantic, "data_type", None) == "Text":
+        words = np.array(["".join(rng.choice(list("abcdefghij klmnop"), size=int(n))) for n in rng.integers(10, 200, N_PROBE)])
+        return {"random_text": words}
+    spec = _table_spec(learnware)
+    shape = tuple(input_shape) if input_shape else ((spec.z_.shape[1],) if spec is not None else None)
+    if shape is None:
+        return {}
+    batches: dict[str, np.ndarray] = {"randn": rng.standard_normal((N_PROBE, *shape))}
+    if spec is not None and int(np.prod(shape)) == spec.z_.shape[1]:
+        herd = np.asarray(spec.herding(N_PROBE, random_state=random_state), dtype=np.float64)
+        batches["rkme_herding"] = herd.reshape(N_PROBE, *shape)
+        w = np.clip(spec.beta_, 0, None)
+        w = w / w.sum() if w.sum() > 0 else np.full_like(w, 1 / len(w))
+        mean = w @ spec.z_
+        std = np.sqrt(np.maximum(w @ (spec.z_ - mean) ** 2, 1e-12))
+        batches["rkme_scaled_normal"] = (mean + std * rng.standard_normal((N_PROBE, spec.z_.shape[1]))).reshape(N_PROBE, *shape)
+    return batches
+
+
+def _expect_shapes(learnware: Any, input_shape: tuple | None, output_shape: tuple | None) -> str | None:
+    """Compare the model's declared shapes with its semantic Input/Output dimensions; return a problem or None."""
+    sem = getattr(learnware, "semantic_spec", None)
+    if sem is None:
+        return None
+    if sem.data_type == "Table" and sem.input is not None and input_shape is not None:
+        if tuple(input_shape) != (sem.input.dimension,):
+            return (f"model input_shape {tuple(input_shape)} does not match the semantic Input.Dimension "
+                    f"{sem.input.dimension}; fix the model's input_shape or the semantic spec")
+    spec = _table_spec(learnware)
+    if sem.data_type == "Table" and spec is not None and input_shape is not None and int(np.prod(input_shape)) != spec.z_.shape[1]:
+        return f"model input_shape {tuple(input_shape)} does not match the RKME dimension {spec.z_.shape[1]}"
+    if sem.output is not None and output_shape is not None and sem.task_type in ("Classification", "Regression"):
+        out = tuple(output_shape)
+        if sem.task_type == "Regression" and out[0] != sem.output.dimension:
+            return f"model output_shape {out} does not match Output.Dimension {sem.output.dimension}"
+        if sem.task_type == "Classification" and out != (1,) and out[0] != sem.output.dimension:
+            return (f"classifier output_shape {out} must be (1,) (labels) or ({sem.output.dimension},) "
+                    f"(one score per class, Output.Dimension)")
+    return None
+
+
+def _check_output(learnware: Any, name: str, X: np.ndarray, y: np.ndarray, output_shape: tuple | None) -> str | None:
+    if y.shape[0] != X.shape[0]:
+        return f"probe '{name}': predict returned {y.shape[0]} rows for {X.shape[0]} inputs"
+    if not np.issubdtype(y.dtype, np.number) or not np.isfinite(y.astype(np.float64)).all():
+        return f"probe '{name}': predict returned non-finite or non-numeric values"
+    sem = getattr(learnware, "semantic_spec", None)
+    out = tuple(output_shape) if output_shape else None
+    if out and y.ndim > 1 and tuple(y.shape[1:]) != out and not (out == (1,) and y.ndim == 1):
+        return f"probe '{name}': output rows have shape {tuple(y.shape[1:])}, the model declares {out}"
+    if sem is not None and sem.task_type == "Classification" and sem.output is not None and (out in (None, (1,))):
+        labels = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y
+        c = sem.output.dimension
+        if (labels < 0).any() or (labels >= c).any() or not np.allclose(labels, np.round(labels)):
+            return f"probe '{name}': predicted labels must be integers in [0, {c}), got values in [{labels.min()}, {labels.max()}]"
+    return None
+
+
+def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, random_state: int = 0) -> CheckReport:
+    """Run the model through ``open_runtime(learnware)`` (a context manager yielding a RuntimeModel) and probe it.
+
+    Parameters
+    ----------
+    learnware : Learnware
+        The validated package (semantic spec and stat specs are used to build probes and expectations).
+    open_runtime : callable
+        ``lambda lw: Runtime.open(lw, ...)``; injected so callers pick mode and limits.
+
+    Returns
+    -------
+    CheckReport
+        USABLE when every probe passes; NONUSABLE with the first problem otherwise. Never raises for model faults.
+    """
+    t0 = time.perf_counter()
+    probes: dict[str, Any] = {}
+    protections: tuple[str, ...] = ()
+    in_shape = out_shape = None
+
+    def report(status: Status, reason: str, code: str) -> CheckReport:
+        logger.info("check %s: %s (%s)", getattr(learnware, "id", "?")[:12], status.value, reason)
+        return CheckReport(status, reason, code, in_shape, out_shape, probes, protections, time.perf_counter() - t0)
+
+    try:
+        with open_runtime(learnware) as model:
+            protections = tuple(getattr(model, "protections", ()))
+            in_shape = tuple(model.input_shape) if model.input_shape is not None else None
+            out_shape = tuple(model.output_shape) if model.output_shape is not None else None
+            problem = _expect_shapes(learnware, in_shape, out_shape)
+            if problem:
+                return report(Status.NONUSABLE, problem, "shape_mismatch")
+            batches = probe_inputs(learnware, in_shape, random_state=random_state)
+            if not batches:
+                return report(Status.NONUSABLE, "no probe could be built: the model declares no input_shape and "
+                              "the learnware has no table RKME", "no_probe")
+            for name, X in batches.items():
+                y = np.asarray(model.predict(X))
+                problem = _check_output(learnware, name, X, y, out_shape)
+                probes[name] = {"n": int(X.shape[0]), "ok": problem is None, "output_shape": list(y.shape)}
+                if problem:
+                    return report(Status.NONUSABLE, problem, "bad_output")
+    except RuntimeBuildError as exc:
+        return report(Status.NONUSABLE, f"runtime could not be built: {exc.message}", exc.code)
+    except ModelRuntimeError as exc:
+        return report(Status.NONUSABLE, exc.message, exc.code)
+    except LwdockError as exc:
+        return report(Status.NONUSABLE, exc.message, exc.code)
+    return report(Status.USABLE, f"{len(probes)} probes passed", "ok")

@@ -1,0 +1,370 @@
+"""The MLflow Model Registry as the dock's system of record (sqlite store + local artifact folder, no network).
+
+One registered model per learnware (``lw-<first 12 hex of its sha256>``), one version per accepted submission,
+tags for the semantic fields plus ``lwdock.sha256``, and the alias ``usable`` on the version that passed its last
+check. Only this package imports mlflow; everything goes through an explicit :class:`mlflow.MlflowClient`, so
+the process-global MLflow URIs are never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from lwlib.errors import RegistryError
+from lwlib.registry.pyfunc import LEARNWARE_ARTIFACT, PARTS_ARTIFACT, SOLUTION_ARTIFACT, model_script
+from lwlib.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Registry", "SubmissionRun", "RegisteredVersion", "USABLE_ALIAS", "SHA_TAG", "model_name_for"]
+
+USABLE_ALIAS = "usable"
+SHA_TAG = "lwdock.sha256"
+KIND_TAG = "lwdock.kind"
+MODEL_ARTIFACT = "model"
+DEFAULT_PIP_REQUIREMENTS = ("learnware-dock", "numpy", "mlflow==3.17.2")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+
+
+def model_name_for(learnware_id: str) -> str:
+    """Registered-model name of a learnware: stable, short, derived from its content id."""
+    return f"lw-{learnware_id[:12]}"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tag_values(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """MLflow tags are strings: keep strings, JSON-encode everything else (lists, numbers, None)."""
+    return {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in (tags or {}).items()}
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One model version as the dock sees it."""
+
+    name: str
+    version: str
+    sha256: str | None
+    run_id: str | None
+    source: str
+    tags: Mapping[str, str]
+    aliases: tuple[str, ...]
+
+    @property
+    def usable(self) -> bool:
+        return USABLE_ALIAS in self.aliases
+
+
+class SubmissionRun:
+    """The MLflow run of one submission: params (semantic fields), metrics (timings, checks), artifacts."""
+
+    def __init__(self, client: MlflowClient, run_id: str, learnware_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.learnware_id = learnware_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        for k, v in _tag_values(params).items():
+            self.client.log_param(self.run_id, k, v[:6000])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        ts = int(time.time() * 1000)
+        for k, v in metrics.items():
+            self.client.log_metric(self.run_id, k, float(v), timestamp=ts, step=step or 0)
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        """Store a JSON artifact (manifest, spec JSON, check report)."""
+        self.client.log_dict(self.run_id, obj, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for k, v in _tag_values(tags).items():
+            self.client.set_tag(self.run_id, k, v)
+
+
+class Registry:
+    """Save/log/load triad over the MLflow registry.
+
+    Parameters
+    ----------
+    tracking_uri : str, optional
+        Default ``Settings.from_env().mlflow_uri`` (``sqlite:///<home>/mlflow.db``).
+    artifact_root : path, optional
+        Artifact folder for the experiment (default ``<home>/mlflow-artifacts``); set explicitly so nothing
+        lands in ``./mlruns``.
+    experiment : str
+        Experiment holding submission runs.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | Path | None = None,
+                 experiment: str = "learnware-dock") -> None:
+        settings = Settings.from_env()
+        self.tracking_uri = tracking_uri or settings.mlflow_uri
+        self.artifact_root = Path(artifact_root or settings.mlflow_artifacts_dir).expanduser().resolve()
+        self.experiment = experiment
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, experiment: str = "learnware-dock") -> Registry:
+        settings.ensure()
+        return cls(settings.mlflow_uri, settings.mlflow_artifacts_dir, experiment)
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            if self.tracking_uri.startswith("sqlite:///"):
+                Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                self.artifact_root.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment, artifact_location=self.artifact_root.as_uri())
+                except MlflowException:  # created concurrently by another writer
+                    exp = self.client.get_experiment_by_name(self.experiment)
+                    if exp is None:
+                        raise
+                    self._experiment_id = exp.experiment_id
+            else:
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    # ------------------------------------------------------------------ runs
+    @contextmanager
+    def start_submission_run(self, learnware_id: str, params: Mapping[str, Any] | None = None,
+                             *, kind: str = "submit") -> Iterator[SubmissionRun]:
+        """A run for one submission or re-check; ends FINISHED, or FAILED if the block raises."""
+        try:
+            run_tags = {KIND_TAG: kind, "lwdock.subject": learnware_id}
+            if _SHA_RE.match(learnware_id):
+                run_tags[SHA_TAG] = learnware_id
+            run = self.client.create_run(self.experiment_id, run_name=f"{kind}-{learnware_id[:12]}", tags=run_tags)
+        except MlflowException as exc:
+            raise RegistryError(f"Could not start an MLflow run in {self.tracking_uri} ({exc}); check that the "
+                                "store path is writable.", code="registry_run_failed") from exc
+        sub = SubmissionRun(self.client, run.info.run_id, learnware_id)
+        if params:
+            sub.log_params(params)
+        try:
+            yield sub
+        except BaseException:
+            self.client.set_terminated(sub.run_id, status="FAILED")
+            raise
+        self.client.set_terminated(sub.run_id, status="FINISHED")
+
+    # ------------------------------------------------------------------ registration
+    def _log_pyfunc(self, run_id: str, class_name: str, artifacts: Mapping[str, str],
+                    pip_requirements: Sequence[str], model_config: Mapping[str, Any] | None) -> str:
+        with tempfile.TemporaryDirectory(prefix="lwdock-pyfunc-") as tmp:
+            script = Path(tmp) / "lwdock_model.py"
+            script.write_text(model_script(class_name), encoding="utf-8")
+            out = Path(tmp) / MODEL_ARTIFACT
+            mlflow.pyfunc.save_model(str(out), python_model=str(script), artifacts=dict(artifacts),
+                                     pip_requirements=list(pip_requirements), model_config=dict(model_config or {}))
+            self.client.log_artifacts(run_id, str(out), MODEL_ARTIFACT)
+        return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+
+    def _create_version(self, name: str, source: str, run_id: str, tags: dict[str, str]) -> str:
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name, tags=tags)
+        mv = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+        for k, v in tags.items():
+            self.client.set_registered_model_tag(name, k, v)
+        return str(mv.version)
+
+    def register_learnware(self, zip_path: str | Path, *, name: str | None = None, run: SubmissionRun | None = None,
+                           tags: Mapping[str, Any] | None = None, usable: bool = True,
+                           runtime_mode: str = "auto",
+                           pip_requirements: Sequence[str] = DEFAULT_PIP_REQUIREMENTS) -> tuple[str, str]:
+        """Register a learnware zip as a pyfunc version; idempotent by the zip's sha256.
+
+        Returns ``(name, version)``. ``name`` defaults to :func:`model_name_for` of the sha256; passing one lets
+        successive submissions of a learnware become versions of one model. A zip already registered returns its
+        existing version (its alias is then set from ``usable``). Without ``run`` a run of its own is started.
+
+        Raises
+        ------
+        RegistryError
+            The zip is missing, or MLflow failed to store the model.
+        """
+        zp = Path(zip_path)
+        if not zp.is_file():
+            raise RegistryError(f"Learnware zip {zp} does not exist; pass the packaged zip.", code="registry_no_zip")
+        sha = _sha256_file(zp)
+        if run is not None and run.learnware_id != sha:
+            raise RegistryError(f"Run {run.run_id} belongs to learnware {run.learnware_id[:12]} but the zip hashes to "
+                                f"{sha[:12]}; use the run started for this zip.", code="registry_run_mismatch")
+        existing = self.find_version(sha)
+        if existing is not None:
+            logger.info("learnware %s already registered as %s v%s", sha[:12], *existing)
+            self.set_usable(*existing, usable=usable)
+            return existing
+        name = name or model_name_for(sha)
+        all_tags = {**_tag_values(tags), SHA_TAG: sha, KIND_TAG: "learnware"}
+        try:
+            with nullcontext(run) if run else self.start_submission_run(sha) as r:
+                source = self._log_pyfunc(r.run_id, "LearnwarePyfunc", {LEARNWARE_ARTIFACT: str(zp)},
+                                          pip_requirements, {"runtime_mode": runtime_mode})
+                version = self._create_version(name, source, r.run_id, all_tags)
+        except MlflowException as exc:
+            raise RegistryError(f"Registering learnware {sha[:12]} failed ({exc}); the store may be locked or "
+                                "read-only.", code="registry_write_failed", learnware_id=sha) from exc
+        self.set_usable(name, version, usable=usable)
+        logger.info("registered learnware %s as %s v%s (usable=%s)", sha[:12], name, version, usable)
+        return name, version
+
+    def register_solution(self, name: str, zips: Mapping[str, str | Path] | Sequence[str | Path],
+                          solution_json: Mapping[str, Any], parts: Mapping[str, Any] | None = None,
+                          tags: Mapping[str, Any] | None = None, *, runtime_mode: str = "auto",
+                          pip_requirements: Sequence[str] = DEFAULT_PIP_REQUIREMENTS) -> tuple[str, str]:
+        """Register a reuse solution (learnware zips + recipe JSON + our own fitted parts) as a pyfunc version.
+
+        ``zips`` maps learnware id → zip (or is a list, ids then computed from the bytes). The new version gets
+        the ``usable`` alias.
+        """
+        paths = {k: Path(v) for k, v in zips.items()} if isinstance(zips, Mapping) else \
+            {_sha256_file(Path(z)): Path(z) for z in zips}
+        needed = set(solution_json.get("learnware_ids", paths))
+        if not needed <= set(paths):
+            raise RegistryError(f"Solution {name} names learnwares {sorted(needed - set(paths))} with no zip given; "
+                                "pass a zip for every learnware id.", code="registry_solution_incomplete")
+        with tempfile.TemporaryDirectory(prefix="lwdock-solution-") as tmp:
+            arts = {f"lw-{k}": str(p) for k, p in paths.items()}
+            sol = Path(tmp) / "solution.json"
+            sol.write_text(json.dumps(dict(solution_json), default=_json_default), encoding="utf-8")
+            arts[SOLUTION_ARTIFACT] = str(sol)
+            if parts:
+                import joblib
+
+                joblib.dump(dict(parts), Path(tmp) / "parts.joblib")
+                arts[PARTS_ARTIFACT] = str(Path(tmp) / "parts.joblib")
+            all_tags = {**_tag_values(tags), KIND_TAG: "solution",
+                        "lwdock.learnware_ids": json.dumps(sorted(paths))}
+            try:
+                with self.start_submission_run(name, {"solution_kind": solution_json.get("kind")},
+                                               kind="deploy") as r:
+                    source = self._log_pyfunc(r.run_id, "SolutionPyfunc", arts, pip_requirements,
+                                              {"runtime_mode": runtime_mode})
+                    version = self._create_version(name, source, r.run_id, all_tags)
+            except MlflowException as exc:
+                raise RegistryError(f"Registering solution {name} failed ({exc}).",
+                                    code="registry_write_failed") from exc
+        self.set_usable(name, version, usable=True)
+        return name, version
+
+    # ------------------------------------------------------------------ aliases and lookups
+    def set_usable(self, name: str, version: str | int, usable: bool) -> None:
+        """Point ``usable`` at this version, or drop it if it points here and ``usable`` is False."""
+        try:
+            if usable:
+                self.client.set_registered_model_alias(name, USABLE_ALIAS, str(version))
+                return
+            current = self.usable_version(name)
+            if current == str(version):
+                self.client.delete_registered_model_alias(name, USABLE_ALIAS)
+        except MlflowException as exc:
+            raise RegistryError(f"Could not update alias '{USABLE_ALIAS}' of {name} v{version} ({exc}); check the "
+                                "model and version exist.", code="registry_alias_failed") from exc
+
+    def usable_version(self, name: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(name, USABLE_ALIAS).version)
+        except MlflowException:
+            return None
+
+    def find_version(self, sha256: str) -> tuple[str, str] | None:
+        """The ``(name, version)`` registered for this zip sha256, or None (idempotent resubmission)."""
+        if not _SHA_RE.match(sha256):
+            raise RegistryError(f"'{sha256}' is not a sha256 (64 lowercase hex); pass the learnware id.",
+                                code="registry_bad_sha")
+        found = self.client.search_model_versions(f"tags.`{SHA_TAG}` = '{sha256}'")
+        if not found:
+            return None
+        mv = min(found, key=lambda m: int(m.version))
+        return mv.name, str(mv.version)
+
+    def list_versions(self, name: str | None = None, *, sha256: str | None = None) -> list[RegisteredVersion]:
+        """Versions of one model (or all learnware/solution versions), with their aliases filled in."""
+        filters = []
+        if name is not None:
+            if not _NAME_RE.match(name):
+                raise RegistryError(f"'{name}' is not a registered-model name (letters, digits, . _ -).",
+                                    code="registry_bad_name")
+            filters.append(f"name = '{name}'")
+        if sha256 is not None:
+            if not _SHA_RE.match(sha256):
+                raise RegistryError(f"'{sha256}' is not a sha256.", code="registry_bad_sha")
+            filters.append(f"tags.`{SHA_TAG}` = '{sha256}'")
+        found = self.client.search_model_versions(" AND ".join(filters) or None)
+        aliases: dict[str, dict[str, list[str]]] = {}
+        for model in {mv.name for mv in found}:
+            by_version: dict[str, list[str]] = {}
+            for alias, ver in (self.client.get_registered_model(model).aliases or {}).items():
+                by_version.setdefault(str(ver), []).append(alias)
+            aliases[model] = by_version
+        return sorted((RegisteredVersion(mv.name, str(mv.version), (mv.tags or {}).get(SHA_TAG), mv.run_id, mv.source,
+                                         dict(mv.tags or {}), tuple(aliases[mv.name].get(str(mv.version), ())))
+                       for mv in found), key=lambda v: (v.name, int(v.version)))
+
+    def delete_learnware(self, name: str) -> bool:
+        """Delete a registered model with all its versions (runs stay as history); False if it did not exist."""
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            return False
+        self.client.delete_registered_model(name)
+        logger.info("deleted registered model %s", name)
+        return True
+
+    # ------------------------------------------------------------------ loading
+    @staticmethod
+    def model_uri(name: str, alias: str = USABLE_ALIAS) -> str:
+        return f"models:/{name}@{alias}"
+
+    def load_pyfunc(self, name: str, alias: str = USABLE_ALIAS) -> Any:
+        """Load a version as a pyfunc through this registry's client (no global MLflow URI needed)."""
+        try:
+            mv = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            raise RegistryError(f"{name} has no version with alias '{alias}' ({exc}); register it or re-check it.",
+                                code="registry_no_alias") from exc
+        return mlflow.pyfunc.load_model(self.client.get_model_version_download_uri(name, str(mv.version)))
+
+
+def _json_default(obj: Any) -> Any:
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,297 @@
+"""Per-requirements Python environments for learnwares, built with uv and shared by equal requirements.
+
+Why: the reference builds one conda env per learnware with a full solve, no timeout, latest ``learnware`` from PyPI,
+and Python 3.8. Here environments are keyed by the hash of the normalised requirements (equal requirements share one
+venv), built with uv against the local indexes pip uses, under a file lock into a temp dir that is atomically renamed
+with a marker written last. Torch never gets installed into a venv (it would pull GBs of CUDA): torch learnwares run
+in ``inherit`` mode on the dock's own interpreter, in a separate sandboxed process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.metadata
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from lwlib.errors import RuntimeBuildError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Environment", "EnvironmentManager", "normalize_requirements", "requirements_key", "pip_index_args",
+           "unsatisfied_by_host"]
+
+Mode = Literal["auto", "venv", "inherit"]
+READY_MARKER = ".lwdock-ready"
+LOCK_FILE = "requirements.lock"
+DROPPED = frozenset({"learnware"})  # the shim provides learnware.model
+HOST_ONLY = frozenset({"torch"})  # never installed into a venv
+PYPI = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A ready interpreter for a learnware: ``python`` to run, ``mode`` (``venv``/``inherit``), ``key``."""
+
+    key: str
+    python: Path
+    mode: str
+    path: Path | None = None
+    packages: tuple[str, ...] = ()
+    build_seconds: float = 0.0
+    lock_lines: tuple[str, ...] = field(default=(), repr=False)
+
+
+def _packages_of(requirements: Any) -> list[str]:
+    if requirements is None:
+        return []
+    if isinstance(requirements, str):
+        return [requirements]
+    if hasattr(requirements, "packages"):
+        kind = getattr(requirements, "kind", "pip")
+        if kind == "none":
+            return []
+        packages = list(requirements.packages or ())
+        if kind == "conda":  # conda specs: "name=1.2" means "name==1.2.*"; python pins are the dock's business
+            packages = [re.sub(r"^([A-Za-z0-9_.-]+)=(?!=)([^=]+)$", r"\1==\2.*", p.strip()) for p in packages
+                        if not re.match(r"^python\s*([<>=!~]|$)", p.strip())]
+        return packages
+    return list(requirements)
+
+
+def normalize_requirements(requirements: Any) -> tuple[Requirement, ...]:
+    """Parse pip lines into sorted, canonical requirements; drop ``learnware`` pins; refuse URLs and options.
+
+    Raises
+    ------
+    RuntimeBuildError
+        For unparsable lines, pip options (``-e``, ``--index-url`` ...) or direct URL/path requirements.
+    """
+    out: dict[str, Requirement] = {}
+    for raw in _packages_of(requirements):
+        line = str(raw).split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            raise RuntimeBuildError(f"requirement line {line!r} is a pip option; only plain requirements are allowed "
+                                    "(remove index/editable/-r lines from the learnware's requirements)",
+                                    code="requirement_disallowed", package=line)
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            raise RuntimeBuildError(f"requirement {line!r} cannot be parsed ({exc}); use PEP 508 syntax like "
+                                    "'numpy==2.4.6'", code="requirement_invalid", package=line) from None
+        if req.url:
+            raise RuntimeBuildError(f"requirement {line!r} points at a URL/path; only registry packages are "
+                                    "allowed", code="requirement_disallowed", package=req.name)
+        name = canonicalize_name(req.name)
+        if name in DROPPED:
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        req.name = name
+        req.marker = None
+        if name in out:  # merge duplicate lines into one specifier set
+            out[name].specifier &= req.specifier
+            out[name].extras |= req.extras
+        else:
+            out[name] = req
+    return tuple(out[k] for k in sorted(out))
+
+
+def requirements_key(requirements: Any) -> str:
+    """Stable key of the normalised requirements + interpreter version: equal requirements share an env."""
+    lines = [str(r) for r in normalize_requirements(requirements)]
+    tag = f"py{sys.version_info.major}.{sys.version_info.minor}-{sys.platform}-{os.uname().machine}"
+    return hashlib.sha256("\n".join([tag, *lines]).encode()).hexdigest()[:20]
+
+
+def unsatisfied_by_host(reqs: Iterable[Requirement]) -> list[str]:
+    """Requirements the dock's own interpreter does not satisfy (missing or wrong version)."""
+    missing = []
+    for req in reqs:
+        try:
+            version = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(f"{req} (not installed)")
+            continue
+        if req.specifier and not req.specifier.contains(version, prereleases=True):
+            missing.append(f"{req} (dock has {version})")
+    return missing
+
+
+def pip_index_args() -> list[str]:
+    """uv flags for the indexes pip is configured with here (find-links, extra-index-url) plus PyPI as default."""
+    values: dict[str, list[str]] = {"find-links": [], "extra-index-url": [], "index-url": []}
+    try:
+        text = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                              timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    for line in text.splitlines():
+        m = re.match(r"^[^.]*\.(find-links|extra-index-url|index-url)='(.*)'$", line.strip())
+        if m:
+            for v in m.group(2).split():
+                if v not in values[m.group(1)]:
+                    values[m.group(1)].append(v)
+    args = [f"--find-links={v}" for v in values["find-links"] if Path(v.removeprefix("file://")).exists()
+            or "://" in v]
+    args += [f"--extra-index-url={v}" for v in values["extra-index-url"]]
+    args.append(f"--index-url={values['index-url'][0] if values['index-url'] else PYPI}")
+    return args
+
+
+def _named_packages(stderr: str, reqs: Iterable[Requirement]) -> list[str]:
+    low = stderr.lower().replace("_", "-")
+    named = [r.name for r in reqs if re.search(rf"(?<![\w-]){re.escape(r.name)}(?![\w-])", low)]
+    if not named:
+        named = re.findall(r"because ([a-z0-9][a-z0-9._-]*)", low)[:3]
+    return named
+
+
+class EnvironmentManager:
+    """Builds and caches learnware environments under ``root`` with a shared uv package cache.
+
+    Parameters
+    ----------
+    root : Path
+        Where environments live (``Settings.runtimes_dir``): ``<root>/<key>/`` plus ``<root>/.locks/``.
+    cache_dir : Path
+        uv package cache shared by all builds (``Settings.uv_cache_dir`` / ``LWDOCK_UV_CACHE``).
+    build_timeout : float
+        Seconds allowed for one environment build.
+    index_args : list of str, optional
+        uv index flags; default: read from pip's configuration.
+    """
+
+    def __init__(self, root: Path, cache_dir: Path, *, build_timeout: float = 900.0,
+                 index_args: list[str] | None = None) -> None:
+        self.root = Path(root)
+        self.cache_dir = Path(cache_dir)
+        self.build_timeout = build_timeout
+        self.index_args = index_args
+        self.builds = 0  # number of venvs this manager actually built (not reused)
+
+    @staticmethod
+    def uv_bin() -> str:
+        import uv  # the pip-installed uv binary ships with its finder
+
+        return uv.find_uv_bin()
+
+    def _index_args(self) -> list[str]:
+        if self.index_args is None:
+            self.index_args = pip_index_args()
+        return self.index_args
+
+    def ensure(self, requirements: Any, *, mode: Mode = "auto") -> Environment:
+        """Return a ready environment for ``requirements`` (building it once if needed).
+
+        Raises
+        ------
+        RuntimeBuildError
+            Disallowed or unresolvable requirements, torch not satisfiable by the dock, build timeout.
+        """
+        reqs = normalize_requirements(requirements)
+        py = getattr(requirements, "python", None)
+        if py and not sys.version.startswith(str(py)):
+            logger.warning("learnware asks for Python %s; it runs on the dock's Python %s", py, sys.version.split()[0])
+        key = requirements_key(requirements)
+        missing = unsatisfied_by_host(reqs)
+        host_only = [r for r in reqs if r.name in HOST_ONLY]
+        if mode == "inherit" or (mode == "auto" and not missing):
+            if missing:
+                raise RuntimeBuildError(
+                    f"inherit mode needs the dock's interpreter to satisfy every requirement; it does not satisfy: "
+                    f"{', '.join(missing)}. Use mode='venv' or relax the pins.", code="inherit_unsatisfied",
+                    package=missing[0].split()[0])
+            logger.info("learnware env %s: inherit mode (dock interpreter satisfies %d requirements)", key, len(reqs))
+            return Environment(key=key, python=Path(sys.executable), mode="inherit", path=None,
+                               packages=tuple(str(r) for r in reqs))
+        if host_only:
+            bad = [str(r) for r in host_only if any(m.startswith(r.name) for m in missing)]
+            if bad:
+                detail = f"{bad[0]} is not satisfied by the dock's torch"
+            elif missing:
+                detail = f"the other requirements are not satisfied by the dock ({', '.join(missing)})"
+            else:
+                detail = "mode='venv' was requested"
+            raise RuntimeBuildError(
+                f"requirement on {host_only[0].name}: {detail}; torch is never installed into a learnware venv "
+                "(it would pull GBs of CUDA wheels). Pin a torch the dock has (e.g. torch==2.13.0) and keep the "
+                "other pins satisfiable by the dock so the learnware runs in inherit mode.",
+                code="requirement_disallowed", package=host_only[0].name)
+        return self._build(key, reqs)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _uv(self, args: list[str], deadline: float, reqs: Iterable[Requirement], what: str) -> str:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeBuildError(f"environment build exceeded {self.build_timeout:g} s before {what}",
+                                    code="runtime_build_timeout")
+        env = {**os.environ, "UV_CACHE_DIR": str(self.cache_dir), "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
+        try:
+            res = subprocess.run([self.uv_bin(), *args], capture_output=True, text=True, timeout=left, env=env,
+                                 check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeBuildError(f"environment build timed out after {self.build_timeout:g} s during {what}; "
+                                    "raise build_timeout or check the package indexes", code="runtime_build_timeout")
+        if res.returncode != 0:
+            named = _named_packages(res.stderr, reqs)
+            tail = "\n".join(res.stderr.strip().splitlines()[-8:])
+            raise RuntimeBuildError(
+                f"uv could not {what} (packages: {', '.join(named) or 'unknown'}):\n{tail}\n"
+                "Fix or relax these requirements in the learnware's requirements.txt/environment.yaml.",
+                package=named[0] if named else None, packages=named, stderr=tail)
+        return res.stdout
+
+    def _build(self, key: str, reqs: tuple[Requirement, ...]) -> Environment:
+        target = self.root / key
+        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".locks" / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (target / READY_MARKER).is_file():
+                return self._environment(key, target, reqs, 0.0)
+            if target.exists():  # half-built leftovers from a crash: no marker means not usable
+                shutil.rmtree(target, ignore_errors=True)
+            t0 = time.monotonic()
+            deadline = t0 + self.build_timeout
+            tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=self.root))
+            try:
+                venv = tmp / "venv"
+                self._uv(["venv", "--quiet", "--relocatable", "--python", sys.executable, str(venv)], deadline, reqs,
+                         "create the venv")
+                py = venv / "bin" / "python"
+                runner_deps = [] if any(r.name == "numpy" for r in reqs) else ["numpy"]  # the runner needs numpy
+                (tmp / "requirements.in").write_text("".join(f"{r}\n" for r in [*reqs, *runner_deps]))
+                self._uv(["pip", "install", "--compile-bytecode", "--python", str(py), *self._index_args(), "-r",
+                          str(tmp / "requirements.in")], deadline, reqs, "resolve/install the requirements")
+                frozen = self._uv(["pip", "freeze", "--python", str(py)], deadline, reqs, "freeze the venv")
+                (tmp / LOCK_FILE).write_text(frozen)
+                (tmp / READY_MARKER).write_text(f"{time.time():.0f}\n")  # written last
+                os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            self.builds += 1
+            seconds = time.monotonic() - t0
+            logger.info("built learnware env %s (%d requirements) in %.1f s", key, len(reqs), seconds)
+            return self._environment(key, target, reqs, seconds)
+
+    @staticmethod
+    def _environment(key: str, target: Path, reqs: tuple[Requirement, ...], seconds: float) -> Environment:
+        lock = (target / LOCK_FILE).read_text().splitlines() if (target / LOCK_FILE).is_file() else []
+        return Environment(key=key, python=target / "venv" / "bin" / "python", mode="venv", path=target,
+                           packages=tuple(str(r) for r in reqs), build_seconds=seconds, lock_lines=tuple(lock))

@@ -1,0 +1,203 @@
+"""Hostile models are contained: hangs, crashes, memory bombs, stdout garbage, sockets, writes outside their dir."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lwlib.errors import (MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError,
+                          ModelTimeoutError)
+from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
+from lwlib.runtime.sandbox import bwrap_available
+
+HOSTILE = textwrap.dedent('''
+    import ctypes, os, socket, sys, time
+    import numpy as np
+    from learnware.model import BaseModel
+
+    class Model(BaseModel):
+        def __init__(self, behaviour="ok", port=0, target=""):
+            super().__init__(input_shape=(2,), output_shape=(1,))
+            self.behaviour, self.port, self.target = behaviour, port, target
+            if behaviour == "import_error":
+                raise RuntimeError("boom while constructing")
+
+        def predict(self, X):
+            b = self.behaviour
+            if b == "hang" and X[0, 0] < 0:
+                time.sleep(10 ** 6)
+            if b == "exit":
+                os._exit(7)
+            if b == "segfault":
+                ctypes.string_at(0)
+            if b == "memory":
+                big = np.ones(10 * 1024 ** 3 // 8)
+                return big[: len(X)]
+            if b == "garbage":
+                print("garbage " * 500)
+                sys.stdout.write("\\x00\\xff LWD1 not a frame")
+                sys.stdout.flush()
+                os.write(1, b"LWD1\\x00\\x00\\x00\\x05junk!")
+            if b == "socket":
+                with socket.create_connection(("127.0.0.1", self.port), timeout=3) as s:
+                    s.sendall(b"exfiltrated")
+            if b == "read":
+                with open(self.target) as fh:
+                    return np.full(len(X), float(len(fh.read())))
+            if b == "write":
+                with open(self.target, "w") as fh:
+                    fh.write("pwned")
+            if b == "wrong_length":
+                return np.zeros(len(X) + 1)
+            if b == "nan":
+                return np.full(len(X), np.nan)
+            if b == "strings":
+                return np.array(["a"] * len(X))
+            if b == "dict":
+                return {"a": 1}
+            if b == "raise":
+                raise ValueError("model bug")
+            return X.sum(axis=1)
+''')
+
+LIMITS = RuntimeLimits(startup_timeout=30, call_timeout=5, memory_mb=2048, cpu_seconds=60)
+X = np.arange(8, dtype=np.float64).reshape(4, 2)
+
+
+@pytest.fixture(scope="module")
+def lw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile") / "lw"
+    root.mkdir()
+    (root / "__init__.py").write_text(HOSTILE)
+    (root / "learnware.yaml").write_text("model:\n  class_name: Model\n  module_path: __init__.py\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def envs(tmp_path_factory: pytest.TempPathFactory) -> EnvironmentManager:
+    return EnvironmentManager(tmp_path_factory.mktemp("envs"), Path.home() / ".cache" / "lwdock-test-uv")
+
+
+def _open(lw_dir: Path, envs: EnvironmentManager, **kwargs: object):
+    target = RuntimeTarget(lw_dir, ModelEntrySpec(kwargs=dict(kwargs)), ["numpy"], id="hostile")
+    return Runtime.open(target, envs=envs, limits=LIMITS)
+
+
+def test_hang_times_out_and_fresh_worker_recovers(lw_dir: Path, envs: EnvironmentManager, tmp_path: Path) -> None:
+    with _open(lw_dir, envs, behaviour="hang") as model:
+        first_pid = model.pid
+        with pytest.raises(ModelTimeoutError, match="did not answer predict"):
+            model.predict(X - 100.0)
+        assert model.pid is None  # killed with its process group
+        np.testing.assert_allclose(model.predict(X), X.sum(axis=1))
+        assert model.restarts == 1 and model.pid != first_pid
+
+
+@pytest.mark.parametrize("behaviour, status", [("exit", "exit status 7"), ("segfault", "SIGSEGV")])
+def test_crash_reports_status(lw_dir: Path, envs: EnvironmentManager, behaviour: str, status: str) -> None:
+    with _open(lw_dir, envs, behaviour=behaviour) as model:
+        with pytest.raises(ModelCrashedError, match=status) as info:
+            model.predict(X)
+        assert info.value.facts["status"]
+
+
+def test_memory_bomb_is_contained(lw_dir: Path, envs: EnvironmentManager) -> None:
+    with _open(lw_dir, envs, behaviour="memory") as model:
+        with pytest.raises(ModelCrashedError, match="memory") as info:
+            model.predict(X)
+        assert info.value.code in ("model_out_of_memory", "model_crashed")
+
+
+def test_stdout_garbage_does_not_corrupt_protocol(lw_dir: Path, envs: EnvironmentManager) -> None:
+    with _open(lw_dir, envs, behaviour="garbage") as model:
+        for _ in range(3):
+            np.testing.assert_allclose(model.predict(X), X.sum(axis=1))
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap not available")
+def test_socket_to_host_is_blocked(lw_dir: Path, envs: EnvironmentManager) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.2)
+    got: list[bytes] = []
+
+    def accept() -> None:
+        try:
+            conn, _ = server.accept()
+            got.append(conn.recv(100))
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        with _open(lw_dir, envs, behaviour="socket", port=server.getsockname()[1]) as model:
+            assert "no-network" in model.protections
+            with pytest.raises(ModelRuntimeError, match="(Connection|Network|refused|unreachable)"):
+                model.predict(X)
+    finally:
+        thread.join()
+        server.close()
+    assert got == []
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap not available")
+@pytest.mark.parametrize("where", ["host_tmp", "home"])
+def test_writes_outside_learnware_dir_are_contained(lw_dir: Path, envs: EnvironmentManager, where: str) -> None:
+    name = f"lwdock-pwned-{uuid.uuid4().hex}"
+    target = Path("/tmp") / name if where == "host_tmp" else Path.home() / name
+    try:
+        with _open(lw_dir, envs, behaviour="write", target=str(target)) as model:
+            try:
+                model.predict(X)
+            except ModelRuntimeError as exc:
+                assert "Read-only" in str(exc) or "Permission" in str(exc)
+        assert not target.exists()
+    finally:
+        target.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap not available")
+def test_dock_home_is_hidden(lw_dir: Path, envs: EnvironmentManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Path.home() / ".cache" / f"lwdock-test-home-{uuid.uuid4().hex[:8]}"
+    secret = home / "catalog.duckdb"
+    home.mkdir(parents=True)
+    secret.write_text("other learnwares and the catalog")
+    monkeypatch.setenv("LWDOCK_HOME", str(home))
+    try:
+        with _open(lw_dir, envs, behaviour="read", target=str(secret)) as model:
+            assert "hidden-dock-home" in model.protections
+            with pytest.raises(ModelRuntimeError, match="FileNotFoundError"):
+                model.predict(X)
+    finally:
+        secret.unlink()
+        home.rmdir()
+
+
+@pytest.mark.parametrize("behaviour, match", [("wrong_length", "first dimension"), ("nan", "NaN"),
+                                              ("strings", "dtype"), ("dict", "dict")])
+def test_malformed_outputs_rejected(lw_dir: Path, envs: EnvironmentManager, behaviour: str, match: str) -> None:
+    with _open(lw_dir, envs, behaviour=behaviour) as model:
+        with pytest.raises(MalformedOutputError, match=match):
+            model.predict(X)
+
+
+def test_model_exception_keeps_worker(lw_dir: Path, envs: EnvironmentManager) -> None:
+    with _open(lw_dir, envs, behaviour="raise") as model:
+        pid = model.pid
+        with pytest.raises(ModelRuntimeError, match="model bug"):
+            model.predict(X)
+        assert model.pid == pid
+
+
+def test_import_error_has_traceback(lw_dir: Path, envs: EnvironmentManager) -> None:
+    with pytest.raises(ModelImportError, match="boom while constructing") as info:
+        _open(lw_dir, envs, behaviour="import_error")
+    assert "Traceback" in info.value.facts["traceback"] or "line" in info.value.facts["traceback"]
