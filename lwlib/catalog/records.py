@@ -139,21 +139,25 @@ class CheckRecord:
 
 @dataclass(frozen=True)
 class SpecPayload:
-    """A statistical specification as stored: its JSON plus RKME arrays flattened for one-query loading.
+    """A statistical specification as stored: its JSON without the arrays, plus the RKME arrays as columns.
+
+    The point set is the bulk of a spec; keeping it only in ``DOUBLE[]`` columns (not also as JSON text) lets
+    search load every spec in one query without parsing numbers. :meth:`to_dict` rebuilds the exact JSON.
 
     Attributes
     ----------
-    payload : mapping
-        The spec's ``to_dict()`` (reference JSON), kept verbatim.
+    meta : mapping
+        The spec's reference dict with ``"z"``/``"beta"`` replaced by ``None`` placeholders when the arrays are
+        held in :attr:`z`/:attr:`beta` (placeholders keep the reference key order).
     z : ndarray of shape (k, d) or None
-        Reduced-set points of an RKME spec (None for spec types without a point set).
+        Reduced-set points of an RKME spec (None for spec types without a 2-D point set).
     beta : ndarray of shape (k,) or None
         Reduced-set weights.
     """
 
     learnware_id: str
     spec_type: str
-    payload: Mapping[str, Any]
+    meta: Mapping[str, Any]
     z: NDArray[np.float64] | None = None
     beta: NDArray[np.float64] | None = None
     gamma: float | None = None
@@ -165,34 +169,50 @@ class SpecPayload:
 
     @property
     def d(self) -> int | None:
-        if self.z is None:
-            return None
-        z = np.asarray(self.z)
-        return int(z.shape[1]) if z.ndim == 2 else None
+        return None if self.z is None else int(np.asarray(self.z).shape[1])
 
     @classmethod
     def from_spec_dict(cls, learnware_id: str, d: Mapping[str, Any], *, spec_type: str | None = None) -> SpecPayload:
         """Build from a reference-format spec dict (``{"z","beta","gamma","num_points","type"}``).
 
-        Dicts without ``z``/``beta`` (non-RKME specs) are kept as payload only.
+        Only a 2-D ``z`` with a matching 1-D ``beta`` moves to the array columns; anything else (image specs,
+        non-RKME specs) stays verbatim in :attr:`meta`.
         """
         stype = spec_type or str(d.get("type", ""))
+        meta = dict(d)
         z = beta = None
-        if "z" in d and "beta" in d:
-            z = np.asarray(d["z"], dtype=np.float64)
-            z = z.reshape(z.shape[0], -1) if z.ndim != 2 else z
-            beta = np.asarray(d["beta"], dtype=np.float64).reshape(-1)
-        gamma = float(d["gamma"]) if d.get("gamma") is not None else None
-        num_points = int(d["num_points"]) if d.get("num_points") is not None else None
-        return cls(learnware_id, stype, dict(d), z, beta, gamma, num_points)
+        if d.get("z") is not None and d.get("beta") is not None:
+            z_arr = np.asarray(d["z"], dtype=np.float64)
+            b_arr = np.asarray(d["beta"], dtype=np.float64)
+            if z_arr.ndim == 2 and b_arr.ndim == 1:
+                z, beta = z_arr, b_arr
+                meta["z"] = meta["beta"] = None
+        gamma = float(d["gamma"]) if isinstance(d.get("gamma"), (int, float)) else None
+        num_points = int(d["num_points"]) if isinstance(d.get("num_points"), (int, float)) else None
+        return cls(learnware_id, stype, meta, z, beta, gamma, num_points)
 
     @classmethod
     def from_spec(cls, learnware_id: str, spec: Any) -> SpecPayload:
         """Build from a fitted :class:`~lwlib.spec.base.BaseStatSpec` (uses its ``to_dict``/``type_name``)."""
         return cls.from_spec_dict(learnware_id, spec.to_dict(), spec_type=getattr(spec, "type_name", None))
 
-    def payload_json(self) -> str:
-        return json.dumps(dict(self.payload), separators=(",", ":"), allow_nan=False)
+    def to_dict(self) -> dict[str, Any]:
+        """The spec's reference JSON dict, arrays put back in their original places."""
+        out = dict(self.meta)
+        if self.z is not None and out.get("z", 0) is None:
+            out["z"] = np.asarray(self.z).tolist()
+        if self.beta is not None and out.get("beta", 0) is None:
+            out["beta"] = np.asarray(self.beta).tolist()
+        return out
+
+    def to_spec(self) -> Any:
+        """A fitted spec object (via :func:`lwlib.spec.registry.spec_from_dict`)."""
+        from lwlib.spec.registry import spec_from_dict
+
+        return spec_from_dict(self.to_dict())
+
+    def meta_json(self) -> str:
+        return json.dumps(dict(self.meta), separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)

@@ -101,17 +101,6 @@ def _check_from_row(row: Sequence[Any]) -> CheckRecord:
     return CheckRecord(**d)
 
 
-def _payload_from_row(row: Sequence[Any]) -> SpecPayload:
-    d = dict(zip(_PAYLOAD_COLS, row))
-    z = beta = None
-    if d["z"] is not None:
-        z = np.asarray(d["z"], dtype=np.float64).reshape(d["k"], d["d"])
-    if d["beta"] is not None:
-        beta = np.asarray(d["beta"], dtype=np.float64)
-    return SpecPayload(d["learnware_id"], d["spec_type"], json.loads(d["payload"]), z, beta, d["gamma"],
-                       d["num_points"])
-
-
 def _record_params(r: LearnwareRecord, now: Any) -> list[Any]:
     semantic = json.dumps(dict(r.semantic), allow_nan=False) if r.semantic is not None else None
     created = naive_utc(r.created_at) if r.created_at else now
@@ -122,11 +111,22 @@ def _record_params(r: LearnwareRecord, now: Any) -> list[Any]:
 
 def _payload_params(p: SpecPayload) -> list[Any]:
     z = None if p.z is None else np.asarray(p.z, dtype=np.float64)
-    k = p.k
-    d = p.d if z is not None and z.ndim == 2 else None
-    return [p.learnware_id, p.spec_type, p.payload_json(), k, d, p.gamma, p.num_points,
+    return [p.learnware_id, p.spec_type, p.meta_json(), None if z is None else z.shape[0],
+            None if z is None else z.shape[1], p.gamma, p.num_points,
             None if z is None else z.reshape(-1).tolist(),
             None if p.beta is None else np.asarray(p.beta, dtype=np.float64).reshape(-1).tolist()]
+
+
+def _list_column(table: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat values, start offsets, lengths) of an Arrow list column; null rows have length 0."""
+    col = table.column(name)
+    arr = col.combine_chunks() if col.num_chunks else None
+    if arr is None or len(arr) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    starts = offsets[:-1] - offsets[0]
+    return values, starts, np.diff(offsets)
 
 
 class Catalog:
@@ -292,31 +292,50 @@ class Catalog:
                                  [learnware_id]).fetchall()
         return [_check_from_row(r) for r in rows]
 
+    def _spec_table(self, conds: list[str], params: list[Any], *, join_status: bool = False) -> Any:
+        """One query over the selected spec rows as an Arrow table (list columns stay flat buffers)."""
+        join = " JOIN learnwares l ON l.id = p.learnware_id" if join_status else ""
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        cols = ", ".join(f"p.{c}" for c in _PAYLOAD_COLS)
+        sql = f"SELECT {cols} FROM spec_payloads p{join}{where} ORDER BY p.learnware_id, p.spec_type"
+        return self._con.sql(sql, params=params).to_arrow_table()
+
     def load_spec_payloads(self, ids: Sequence[str] | None = None,
                            spec_type: str | None = None) -> list[SpecPayload]:
         """All stored specs (optionally only of ``ids`` / one ``spec_type``) in one query, ordered by id."""
         conds, params = [], []
         if ids is not None:
-            conds.append("list_contains(?::VARCHAR[], learnware_id)")
+            conds.append("list_contains(?::VARCHAR[], p.learnware_id)")
             params.append(list(ids))
         if spec_type is not None:
-            conds.append("spec_type = ?")
+            conds.append("p.spec_type = ?")
             params.append(spec_type)
-        where = f" WHERE {' AND '.join(conds)}" if conds else ""
-        rows = self._con.execute(f"SELECT {', '.join(_PAYLOAD_COLS)} FROM spec_payloads{where} "
-                                 "ORDER BY learnware_id, spec_type", params).fetchall()
-        return [_payload_from_row(r) for r in rows]
+        t = self._spec_table(conds, params)
+        cols = {c: t.column(c).to_pylist() for c in ("learnware_id", "spec_type", "payload", "k", "d", "gamma",
+                                                     "num_points")}
+        zv, zs, zl = _list_column(t, "z")
+        bv, bs, bl = _list_column(t, "beta")
+        z_valid = np.asarray(t.column("z").is_valid(), dtype=bool) if t.num_rows else np.zeros(0, dtype=bool)
+        b_valid = np.asarray(t.column("beta").is_valid(), dtype=bool) if t.num_rows else np.zeros(0, dtype=bool)
+        out = []
+        for i in range(t.num_rows):  # one dataclass per row; the arrays are views into one flat buffer
+            k, d = cols["k"][i], cols["d"][i]
+            z = zv[zs[i]:zs[i] + zl[i]].reshape(k, d) if z_valid[i] else None
+            beta = bv[bs[i]:bs[i] + bl[i]] if b_valid[i] else None
+            out.append(SpecPayload(cols["learnware_id"][i], cols["spec_type"][i], json.loads(cols["payload"][i]),
+                                   z, beta, cols["gamma"][i], cols["num_points"][i]))
+        return out
 
     def load_spec_stack(self, spec_type: str = RKME_TABLE_TYPE, *, d: int | None = None,
                         ids: Sequence[str] | None = None, status: Status | str | None = Status.USABLE) -> SpecStack:
-        """Stack every matching RKME into zero-padded arrays in three set-based queries (no per-learnware loop).
+        """Stack every matching RKME into zero-padded arrays from one query, with a vectorised scatter.
 
         Raises
         ------
         CatalogError
             The selection mixes feature dimensions and ``d`` was not given.
         """
-        conds, params = ["p.spec_type = ?", "p.z IS NOT NULL"], [spec_type]
+        conds, params = ["p.spec_type = ?", "p.z IS NOT NULL", "p.beta IS NOT NULL"], [spec_type]
         if d is not None:
             conds.append("p.d = ?")
             params.append(int(d))
@@ -326,29 +345,29 @@ class Catalog:
         if status is not None:
             conds.append("l.status = ?")
             params.append(Status(status).value)
-        sel = ("WITH sel AS (SELECT row_number() OVER (ORDER BY p.learnware_id) - 1 AS r, p.* FROM spec_payloads p "
-               f"JOIN learnwares l ON l.id = p.learnware_id WHERE {' AND '.join(conds)}) ")
-        meta = self._con.execute(sel + "SELECT learnware_id, k, d, gamma FROM sel ORDER BY r", params).fetchnumpy()
-        n = len(meta["learnware_id"])
-        dims = set(np.asarray(meta["d"]).tolist())
-        if len(dims) > 1:
-            raise CatalogError(f"Specs of type {spec_type} have feature dimensions {sorted(dims)}; pass d= to stack "
-                               "one dimension at a time.", code="catalog_mixed_dims")
-        dim = int(dims.pop()) if dims else int(d or 0)
-        k = np.asarray(meta["k"], dtype=np.int64)
+        t = self._spec_table(conds, params, join_status=True)
+        n = t.num_rows
+        k = np.asarray(t.column("k").to_numpy(), dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+        dims = np.unique(np.asarray(t.column("d").to_numpy(), dtype=np.int64)) if n else np.zeros(0, np.int64)
+        if dims.size > 1:
+            raise CatalogError(f"Specs of type {spec_type} have feature dimensions {dims.tolist()}; pass d= to "
+                               "stack one dimension at a time.", code="catalog_mixed_dims")
+        dim = int(dims[0]) if dims.size else int(d or 0)
         k_max = int(k.max()) if n else 0
-        Z = np.zeros((n, k_max, dim))
-        beta = np.zeros((n, k_max))
+        Z, beta = np.zeros((n, k_max, dim)), np.zeros((n, k_max))
         if n:
-            zf = self._con.execute(sel + "SELECT r, generate_subscripts(z, 1) - 1 AS i, unnest(z) AS v FROM sel",
-                                   params).fetchnumpy()
-            i = np.asarray(zf["i"], dtype=np.int64)
-            Z[np.asarray(zf["r"], dtype=np.int64), i // dim, i % dim] = zf["v"]
-            bf = self._con.execute(sel + "SELECT r, generate_subscripts(beta, 1) - 1 AS i, unnest(beta) AS v FROM sel",
-                                   params).fetchnumpy()
-            beta[np.asarray(bf["r"], dtype=np.int64), np.asarray(bf["i"], dtype=np.int64)] = bf["v"]
-        gamma = np.asarray(np.ma.filled(np.ma.asarray(meta["gamma"], dtype=np.float64), np.nan), dtype=np.float64)
-        return SpecStack(tuple(str(x) for x in meta["learnware_id"]), Z, beta, gamma, k, spec_type, dim)
+            zv, _, zl = _list_column(t, "z")
+            bv, _, bl = _list_column(t, "beta")
+            if np.all(k == k_max):  # common case: one K for all, the flat buffers are the stacked arrays
+                Z, beta = zv.reshape(n, k_max, dim).copy(), bv.reshape(n, k_max).copy()
+            else:
+                rows = np.repeat(np.arange(n), zl)
+                pos = np.arange(zv.shape[0]) - np.repeat(np.cumsum(zl) - zl, zl)
+                Z[rows, pos // dim, pos % dim] = zv
+                rows = np.repeat(np.arange(n), bl)
+                beta[rows, np.arange(bv.shape[0]) - np.repeat(np.cumsum(bl) - bl, bl)] = bv
+        gamma = np.array([np.nan if g is None else g for g in t.column("gamma").to_pylist()], dtype=np.float64)
+        return SpecStack(tuple(t.column("learnware_id").to_pylist()), Z, beta, gamma, k, spec_type, dim)
 
     @staticmethod
     def _filters(**filters: Any) -> tuple[str, list[Any]]:

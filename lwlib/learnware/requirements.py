@@ -166,7 +166,7 @@ def _from_environment(path: Path) -> Requirements:
             name = dep.split("::")[-1].strip()
             if re.match(r"^python(\s|[=<>!~]|$)", name):
                 python = _python_version(name) or python
-            elif name != "pip":
+            elif not re.match(r"^pip(\s|[=<>!~]|$)", name):
                 ignored.append(dep)
         else:
             raise InvalidPackageError(f"{path.name}: unexpected dependency entry {dep!r}.",

@@ -61,7 +61,7 @@ class KernelView:
     Zs : Tensor of shape (N, K_max, d)
         The group's reduced sets, transformed.
     self_terms : ndarray of shape (N,)
-    sketch : ndarray of shape (N, 2·D) or None
+    sketch : Tensor of shape (N, 2·D) or None
         Random-Fourier-feature mean embeddings, ``sketch_i · sketch_j ≈ ⟨Φ_i, Φ_j⟩``.
     """
 
@@ -73,7 +73,11 @@ class KernelView:
     betas: torch.Tensor
     self_terms: NDArray[np.float64]
     omega: torch.Tensor | None = None
-    sketch: NDArray[np.float64] | None = None
+    sketch: torch.Tensor | None = None
+    sq_norms: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sq_norms = (self.Zs * self.Zs).sum(-1)  # (N, K_max), reused by every query
 
     def transform(self, Z: Any) -> torch.Tensor:
         """Map raw points of shape (..., d) into this view's space."""
@@ -92,17 +96,29 @@ class KernelView:
         """⟨Q, Q⟩ for a transformed query."""
         return float(b @ rbf_kernel(z, z, self.gamma) @ b)
 
-    def cross(self, z: torch.Tensor, b: torch.Tensor, positions: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
-        """⟨Q, Φ_i⟩ for a transformed query against the specs at ``positions`` (all if None), batched."""
-        Zs = self.Zs if positions is None else self.Zs[torch.from_numpy(np.asarray(positions, dtype=np.int64))]
-        bs = self.betas if positions is None else self.betas[torch.from_numpy(np.asarray(positions, dtype=np.int64))]
+    def cross(self, z: torch.Tensor, b: torch.Tensor,
+              positions: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
+        """⟨Q, Φ_i⟩ for a transformed query against the specs at ``positions`` (all if None), batched.
+
+        Same algebra as :func:`lwlib.spec.kernels.rbf_kernel`, fused with the view's cached squared norms of the
+        reduced points so a query pays one matmul and one ``exp`` per block.
+        """
+        if positions is None:
+            Zs, bs, z2s = self.Zs, self.betas, self.sq_norms
+        else:
+            sel = torch.from_numpy(np.asarray(positions, dtype=np.int64))
+            Zs, bs, z2s = self.Zs[sel], self.betas[sel], self.sq_norms[sel]
         n, kmax, d = Zs.shape
+        g = float(self.gamma)
+        q2 = (z * z).sum(1, keepdim=True).mul_(g)  # (k_q, 1)
         out = torch.empty(n, dtype=torch.float64)
-        flat = Zs.reshape(n * kmax, d)
+        flat, flat2 = Zs.reshape(n * kmax, d), z2s.reshape(1, n * kmax)
         step = max(1, _BLOCK_ENTRIES // max(1, z.shape[0] * kmax))
         for s in range(0, n, step):  # memory blocks of many specs; each block is one batched op
             e = min(n, s + step)
-            w = b @ rbf_kernel(z, flat[s * kmax:e * kmax], self.gamma)
+            arg = torch.mm(z, flat[s * kmax:e * kmax].T).mul_(2.0 * g).sub_(q2)
+            arg.sub_(flat2[:, s * kmax:e * kmax].mul(g)).clamp_max_(0.0)
+            w = b @ arg.exp_()
             out[s:e] = (w.reshape(e - s, kmax) * bs[s:e]).sum(1)
         return out.numpy()
 
@@ -110,33 +126,37 @@ class KernelView:
         """⟨Φ_i, Φ_j⟩ for i in ``rows``, j in ``cols`` (small sets, e.g. a mixture pool), batched."""
         r = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         c = torch.from_numpy(np.asarray(cols, dtype=np.int64))
-        Zr, br, Zc, bc = self.Zs[r], self.betas[r], self.Zs[c], self.betas[c]
-        kmax, d = Zr.shape[1], Zr.shape[2]
-        Kf = rbf_kernel(Zr.reshape(-1, d), Zc.reshape(-1, d), self.gamma)
-        Kf = Kf.reshape(len(r), kmax, len(c), kmax)
-        return torch.einsum("ik,ikjl,jl->ij", br, Kf, bc).numpy()
+        kmax, d = self.Zs.shape[1], self.Zs.shape[2]
+        g = float(self.gamma)
+        arg = torch.mm(self.Zs[r].reshape(-1, d), self.Zs[c].reshape(-1, d).T).mul_(2.0 * g)
+        arg.sub_(self.sq_norms[r].reshape(-1, 1).mul(g)).sub_(self.sq_norms[c].reshape(1, -1).mul(g))
+        Kf = arg.clamp_max_(0.0).exp_().reshape(len(r), kmax, len(c), kmax)
+        return torch.einsum("ik,ikjl,jl->ij", self.betas[r], Kf, self.betas[c]).numpy()
 
-    def query_sketch(self, z: torch.Tensor, b: torch.Tensor) -> NDArray[np.float64] | None:
-        """Random-feature embedding of a transformed query (None when the view has no sketch)."""
+    def query_sketch(self, z: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+        """Random-feature embedding of a transformed query (None when the view has no sketch).
+
+        Sketch products stay in torch: numpy's threaded BLAS stalls on small mat-vecs on a busy machine.
+        """
         if self.omega is None:
             return None
         return _rff(z[None], b[None], self.omega)[0]
 
 
-def _rff(Zs: torch.Tensor, betas: torch.Tensor, omega: torch.Tensor) -> NDArray[np.float64]:
+def _rff(Zs: torch.Tensor, betas: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
     """Σ_j β_j [cos(ωᵀz_j), sin(ωᵀz_j)] / √D for every stacked spec, in memory blocks."""
     n, kmax, d = Zs.shape
     D = omega.shape[1]
-    out = np.empty((n, 2 * D))
+    out = torch.empty((n, 2 * D), dtype=torch.float64)
     step = max(1, _BLOCK_ENTRIES // max(1, kmax * D))
     for s in range(0, n, step):
         e = min(n, s + step)
         P = Zs[s:e].reshape(-1, d) @ omega
         P = P.reshape(e - s, kmax, D)
         bb = betas[s:e].unsqueeze(-1)
-        out[s:e, :D] = (torch.cos(P) * bb).sum(1).numpy()
-        out[s:e, D:] = (torch.sin(P) * bb).sum(1).numpy()
-    return out / np.sqrt(D)
+        out[s:e, :D] = (torch.cos(P) * bb).sum(1)
+        out[s:e, D:] = (torch.sin(P) * bb).sum(1)
+    return out.div_(float(np.sqrt(D)))
 
 
 @dataclass

@@ -176,10 +176,12 @@ def search_mixture_greedy(ranking: SingleRanking, *, max_size: int = 5, min_impr
     view, q_self = ranking.view, ranking.query_self
     p = len(rows)
     sel = [0]  # the pool is sorted by single MMD²: the best single starts the mixture
+    used = np.zeros(p, dtype=bool)
+    used[0] = True
     G = view.gram(rows, rows[:1])  # (p, |sel|): incremental Gram columns
     best_d = float(ranking.mmd2[0])
     while len(sel) < max_size:
-        cand = np.setdiff1d(np.arange(p), sel)
+        cand = np.flatnonzero(~used)
         if cand.size == 0:
             break
         r = len(sel)
@@ -199,6 +201,7 @@ def search_mixture_greedy(ranking: SingleRanking, *, max_size: int = 5, min_impr
             break
         best_d = float(dists[j])
         sel.append(int(cand[j]))
+        used[cand[j]] = True
         G = np.concatenate([G, view.gram(rows, rows[[cand[j]]])], axis=1)
     if len(sel) < 2:
         return None

@@ -90,8 +90,9 @@ def score_single(index: SpecIndex, query_spec: Any, *, kernel: str = "market", c
     candidates : sequence of str, optional
         Restrict to these learnware ids (e.g. the semantic survivors).
     shortlist : int, "auto" or None
-        Number of learnwares scored exactly after the sketch prefilter; ``"auto"`` = ``DEFAULT_SHORTLIST``,
-        None or 0 = exact for all.
+        Number of learnwares scored exactly after the sketch prefilter; ``"auto"`` = ``DEFAULT_SHORTLIST`` in
+        market mode and exact in reference mode (which must reproduce the reference's ranking), None or 0 =
+        exact for all.
 
     Returns
     -------
@@ -105,15 +106,20 @@ def score_single(index: SpecIndex, query_spec: Any, *, kernel: str = "market", c
     if group is None:
         return None
     rows = index.rows_of(group, candidates)
-    if rows.size == 0:
+    n_candidates = int(rows.size)
+    if n_candidates == 0:
         return None
     view = group.view(kernel, getattr(query_spec, "gamma_", None))
     qz, qb = prepare_query(view, query_spec)
     q_self = view.self_inner(qz, qb)
-    limit = DEFAULT_SHORTLIST if shortlist == "auto" else int(shortlist or 0)
+    if shortlist == "auto":
+        limit = DEFAULT_SHORTLIST if kernel == "market" else 0
+    else:
+        limit = int(shortlist or 0)
     if limit > 0 and rows.size > limit and view.sketch is not None:
         qs = view.query_sketch(qz, qb)
-        approx = view.self_terms[rows] - 2.0 * (view.sketch[rows] @ qs)
+        sk = view.sketch if rows.size == len(group) else view.sketch[torch.from_numpy(rows)]
+        approx = view.self_terms[rows] - 2.0 * (sk @ qs).numpy()
         rows = rows[np.argpartition(approx, limit - 1)[:limit]]
     cross = view.cross(qz, qb, rows)
     selfs = view.self_terms[rows]
@@ -123,7 +129,7 @@ def score_single(index: SpecIndex, query_spec: Any, *, kernel: str = "market", c
     order = order[ok[order]]
     return SingleRanking(group=group, view=view, rows=rows[order], mmd2=d[order], cross=cross[order],
                          self_terms=selfs[order], query_self=q_self, query_z=qz, query_beta=qb,
-                         n_candidates=int(index.rows_of(group, candidates).size))
+                         n_candidates=n_candidates)
 
 
 def rank_single(index: SpecIndex, query_spec: Any, *, top_k: int | None = 10, kernel: str = "market",

@@ -109,8 +109,14 @@ def test_spec_payloads_round_trip_and_stack(db: Path) -> None:
         assert set(loaded) == {a.id, b.id, c.id}
         np.testing.assert_array_equal(loaded[b.id].z, pb.z)
         np.testing.assert_array_equal(loaded[b.id].beta, pb.beta)
-        assert loaded[b.id].payload == pb.payload and loaded[b.id].gamma == 0.1
+        assert loaded[b.id].to_dict() == pb.to_dict() and loaded[b.id].gamma == 0.1
+        assert list(loaded[b.id].to_dict()) == ["z", "beta", "gamma", "num_points", "type"]
         stack = cat.load_spec_stack()
+        same_k = cat.load_spec_stack(ids=[a.id, c.id], status=None)  # equal K: the no-padding path
+        assert cat.load_spec_stack(d=7).Z.shape == (0, 0, 7)
+    assert same_k.ids == tuple(sorted([a.id, c.id]))
+    np.testing.assert_array_equal(same_k.Z[same_k.ids.index(c.id)], pc.z)
+    np.testing.assert_array_equal(same_k.beta[same_k.ids.index(a.id)], pa.beta)
     assert set(stack.ids) == {a.id, b.id}  # only USABLE by default
     assert stack.Z.shape == (2, 4, 3) and stack.beta.shape == (2, 4)
     ib = stack.ids.index(b.id)

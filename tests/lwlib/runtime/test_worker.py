@@ -192,3 +192,28 @@ def test_torchscript_learnware_runs_in_inherit_mode(tmp_path: Path, envs: Enviro
         expected = net(torch.as_tensor(X)).numpy()
     assert out.dtype == np.float32 and out.shape == (16, 2)
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["auto", "venv"])
+def test_packaged_learnware_end_to_end(tmp_path: Path, mode: str) -> None:
+    packager = pytest.importorskip("lwlib.learnware.packager")
+    package = pytest.importorskip("lwlib.learnware.package")
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(n_samples=120, n_features=5, random_state=1)
+    clf = LogisticRegression().fit(X, y)
+    semantic = {"Data": {"Type": "Class", "Values": ["Table"]},
+                "Task": {"Type": "Class", "Values": ["Classification"]},
+                "Library": {"Type": "Class", "Values": ["Scikit-learn"]},
+                "Scenario": {"Type": "Tag", "Values": ["Business"]}, "License": {"Type": "Class", "Values": ["MIT"]},
+                "Name": {"Type": "String", "Values": "e2e"}, "Description": {"Type": "String", "Values": "e2e"},
+                "Input": {"Dimension": 5, "Description": {str(i): f"f{i}" for i in range(5)}},
+                "Output": {"Dimension": 2, "Description": {"0": "no", "1": "yes"}}}
+    zip_path = packager.package_learnware(clf, X, semantic, tmp_path / "lw.zip")
+    lw = package.open_learnware(zip_path, tmp_path / "work")
+    with Runtime.open(lw, mode=mode, envs=EnvironmentManager(SHARED_ENVS, UV_CACHE), limits=LIMITS) as model:
+        assert model.environment.mode == ("inherit" if mode == "auto" else "venv")
+        out = model.predict(X)
+    np.testing.assert_array_equal(out.ravel(), clf.predict(X))
