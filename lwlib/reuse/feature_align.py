@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["FeatureAlignReuser", "fit_alignment"]
 
-_MAX_USER_POINTS = 512
+_MAX_USER_POINTS = 256
+# Multiples of the median-heuristic γ used together (a multi-scale kernel); 1 alone cannot tell clusters apart.
+GAMMA_SCALES = (1.0, 4.0, 16.0)
 
 
 def _hidden_ok(v: Any) -> bool:
@@ -65,11 +67,15 @@ def _build_mlp(d_in: int, hidden: tuple[int, ...], d_out: int, seed: int) -> tor
     return torch.nn.Sequential(*layers)
 
 
+def _kernel(A: torch.Tensor, B: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Mean of Gaussian kernels at γ·GAMMA_SCALES: wide ones align the bulk, narrow ones the clusters."""
+    D = torch.cdist(A, B).pow(2)
+    return sum(torch.exp(-(gamma * s) * D) for s in GAMMA_SCALES) / len(GAMMA_SCALES)
+
+
 def _mmd_loss(G: torch.Tensor, Zt: torch.Tensor, bt: torch.Tensor, gamma: float) -> torch.Tensor:
     """MMD² between uniform-weighted mapped rows and the β-weighted RKME, minus the constant ⟨Φ_t,Φ_t⟩."""
-    def k(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-gamma * torch.cdist(A, B).pow(2))
-    return k(G, G).mean() - 2.0 * (k(G, Zt) @ bt).mean()
+    return _kernel(G, G, gamma).mean() - 2.0 * (_kernel(G, Zt, gamma) @ bt).mean()
 
 
 def fit_alignment(X: NDArray[np.float64], Z: NDArray[np.float64], beta: NDArray[np.float64], *,
@@ -94,7 +100,7 @@ def fit_alignment(X: NDArray[np.float64], Z: NDArray[np.float64], beta: NDArray[
     gamma = median_heuristic_gamma(Zn, random_state=random_state)
     Xt = torch.from_numpy((Xs - x_mean) / x_scale)
     Zt, bt = torch.from_numpy(Zn), torch.from_numpy(b)
-    const = float(bt @ torch.exp(-gamma * torch.cdist(Zt, Zt).pow(2)) @ bt)
+    const = float(bt @ _kernel(Zt, Zt, gamma) @ bt)
     best: tuple[float, torch.nn.Sequential] | None = None
     for r in range(n_restarts):  # a handful of restarts against local minima of distribution matching
         net = _build_mlp(X.shape[1], hidden, Z.shape[1], random_state + 7919 * r)

@@ -23,6 +23,7 @@ import numpy as np
 
 from lwlib._validation import check_array, check_is_fitted, validate_params
 from lwlib.base import LwEstimator
+from lwlib.constants import RKME_TABLE_TYPE
 from lwlib.errors import SearchError
 from lwlib.search.index import KERNEL_MODES, SpecIndex, spec_type_of
 from lwlib.search.mixture import search_mixture_greedy, search_mixture_joint
@@ -121,7 +122,7 @@ class MarketSearcher(LwEstimator):
         from lwlib.spec.rkme import RKMETableSpec
 
         X = check_array(user_X, name="user_X")
-        group = self.index_.groups.get(("RKMETableSpecification", X.shape[1]))
+        group = self.index_.groups.get((RKME_TABLE_TYPE, X.shape[1]))
         if self.kernel != "market" or group is None:
             return RKMETableSpec().fit(X)
         view = group.view("market")

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["SingleRanking", "score_single", "rank_single", "prepare_query", "DEFAULT_SHORTLIST"]
 
 # Exact MMD² is computed for at most this many learnwares per query when the sketch is available ("auto").
-DEFAULT_SHORTLIST = 100
+DEFAULT_SHORTLIST = 50
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,13 @@ def test_index_groups_by_dimension_and_validates() -> None:
         SpecIndex.build(["a"], [RKMETableSpec()])
     with pytest.raises(SearchError):
         score_single(idx, RKMETableSpec())
+
+
+def test_market_bandwidth_rules(market) -> None:
+    local = market["index"].groups[("RKMETableSpecification", D)].view("market")
+    glob = SpecIndex.build(market["ids"], market["specs"], bandwidth="global")
+    g = glob.groups[("RKMETableSpecification", D)].view("market")
+    assert g.gamma < local.gamma  # the pooled market is wider than any single learnware
+    np.testing.assert_allclose(g.shift, local.shift)
+    with pytest.raises(SearchError):
+        SpecIndex.build(market["ids"], market["specs"], bandwidth="wide")
