@@ -32,10 +32,11 @@ demo: venv
 	$(BIN)/lwdock demo
 
 bench: venv
-	$(BIN)/python -m benchmarks.run --full
+	$(BIN)/python -m benchmarks.run --full $(BENCH_ARGS)
 
 bench-reference: venv
-	$(BIN)/python -m benchmarks.reference
+	bash benchmarks/reference/setup_env.sh
+	$(BIN)/python -m benchmarks.run --reference $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,6 +12,7 @@ from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import transaction
 
+from flows.forms import SubmitRequest
 from flows.results import SubmissionResult, markdown_table
 from lwlib.check import CheckReport
 from lwlib.dock import RuntimeInfo
@@ -107,3 +108,10 @@ def submit_batch(zip_paths: list[str], semantic_specs: list[dict[str, Any] | Non
     create_markdown_artifact(key="submission-batch", description="Batch submission", markdown=markdown_table(
         ["id", "name", "status", "reason", "registry", "time"], [r.row() for r in results]))
     return results
+
+
+@flow(name="submit-from-ui")
+def submit_from_ui(request: SubmitRequest, home: str | None = None) -> SubmissionResult:
+    """Submit a learnware described by a form (rendered by the Prefect UI from the typed parameters)."""
+    semantic = request.semantic.to_reference() if request.semantic is not None else None
+    return submit_learnware(zip_path=request.zip_location, semantic_spec=semantic, home=home)

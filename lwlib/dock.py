@@ -254,6 +254,23 @@ class Dock:
             self.registry().set_usable(rec.registry_name, rec.registry_version, check.status is Status.USABLE)
         return rec.status, check.status
 
+    def register_solution(self, outcome: Any, name: str, search_params: dict[str, Any],
+                          timings: dict[str, float]) -> RegistryRef:
+        """Register a reuse solution (its learnwares' zips + recipe + our fitted parts) with lineage tags, and
+        log the search that produced it (parameters and step timings) as an MLflow run."""
+        reg = self.registry()
+        with self.catalog() as cat:
+            zips = {lid: cat.get(lid).zip_path for lid in outcome.learnware_ids}
+        with reg.start_submission_run(name, {**search_params, "reuser": outcome.kind}, kind="search") as run:
+            run.log_metrics({f"time_{k}_s": float(v) for k, v in timings.items()})
+            run.log_dict({"learnware_ids": list(outcome.learnware_ids), "weights": list(outcome.weights)},
+                         "search/selection.json")
+        tags = {"lwdock.reuser": outcome.kind, "lwdock.learnwares": ",".join(outcome.learnware_ids),
+                "lwdock.weights": ",".join(f"{w:.4f}" for w in outcome.weights), "lwdock.search_run": run.run_id}
+        rname, version = reg.register_solution(name, zips, outcome.solution, outcome.parts or None, tags,
+                                               runtime_mode=self.runtime_mode)
+        return RegistryRef(rname, str(version), f"models:/{rname}/{version}", run.run_id)
+
     def delete(self, learnware_id: str) -> bool:
         """Remove a learnware from registry, catalog and package store."""
         with self.catalog() as cat:

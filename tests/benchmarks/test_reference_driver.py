@@ -25,8 +25,9 @@ FAKE_PY = """#!/usr/bin/env bash
 out=""; prev=""
 for a in "$@"; do if [ "$prev" = "--out" ]; then out="$a"; fi; prev="$a"; done
 {MODE}
-printf '{"mode": "market", "argv": "%s", "home": "%s", "users": {"u1": {"reuse": {"top1": {"pred": [1, 0], "seconds": 0.1}, "ensemble_pruning": {"10": {"error": "ModuleNotFoundError: geatpy"}}}}}}' "$*" "$HOME" > "$out"
-"""
+printf '{"mode": "market", "argv": "%s", "home": "%s", "users": {"u1": {"reuse": {{REUSE}}}}}' "$*" "$HOME" > "$out"
+""".replace("{REUSE}", '"top1": {"pred": [1, 0], "seconds": 0.1}, '
+              '"ensemble_pruning": {"10": {"error": "ModuleNotFoundError: geatpy"}}')
 
 
 def _fake_venv(tmp_path: Path, mode: str = "") -> Path:

@@ -80,3 +80,19 @@ def digits_market() -> Market:
     X_user, y_user = X[umask], y[umask]
     lab = np.concatenate([rng.choice(np.flatnonzero(y_user == c), 5, replace=False) for c in range(4)])
     return Market(lws, X_user, y_user, X_user[lab], y_user[lab], "classification")
+
+
+class FnModel:
+    """A 'model' computing a fixed function of X, for exact combination checks."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.calls: list[int] = []
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self.calls.append(X.shape[0])
+        return self.fn(X)
+
+
+def fn_learnware(id: str, fn: Any, spec: Any = None) -> InProcessLearnware:
+    return InProcessLearnware(id, FnModel(fn), spec)

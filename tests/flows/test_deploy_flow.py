@@ -1,0 +1,89 @@
+"""The deploying stage end to end: real submission flow builds the market, the deploy flow finds and reuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from lwlib.learnware.packager import package_learnware
+from lwlib.semantic import make_semantic_spec
+from lwlib.settings import Settings
+from lwlib.status import Status
+from lwlib.userdata import save_table
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+
+GROUPS = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 1, 7)]
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from flows.submit import submit_batch
+
+    root = tmp_path_factory.mktemp("deploy")
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    test_mask = rng.random(len(y)) < 0.3
+    zips = []
+    for i, g in enumerate(GROUPS):
+        m = np.isin(y, g) & ~test_mask
+        clf = LogisticRegression(max_iter=300).fit(X[m], y[m])
+        sem = make_semantic_spec(name=f"Digits {'-'.join(map(str, g))} classifier",
+                                 description=f"Recognises handwritten digits {g} from 8x8 images",
+                                 data_type="Table", task_type="Classification", scenarios=["Education"],
+                                 input_dimension=64, output_dimension=10)
+        zips.append(str(package_learnware(clf, X[m], sem, root / f"lw{i}.zip")))
+    home = root / "home"
+    results = submit_batch(zip_paths=zips, home=str(home))
+    assert all(r.status is Status.USABLE for r in results), [r.reason for r in results]
+    return {"home": home, "ids": [r.learnware_id for r in results], "X": X[test_mask], "y": y[test_mask],
+            "root": root}
+
+
+def test_user_from_one_learnwares_distribution_gets_it_top1_and_a_deployable_solution(market: dict) -> None:
+    import mlflow
+
+    from flows.deploy import find_and_reuse
+
+    X, y = market["X"], market["y"]
+    mask = np.isin(y, GROUPS[1])
+    data = save_table(market["root"] / "user1.npy", X[mask])
+    out = find_and_reuse(user_data=str(data), home=str(market["home"]), reuser="top1", register_name="user1-sol")
+    assert out.singles[0]["learnware_id"] == market["ids"][1]
+    assert out.reuser == "top1" and out.learnware_ids == [market["ids"][1]]
+    pred = np.load(out.predictions_path)
+    acc = float((pred.reshape(-1) == y[mask]).mean())
+    assert acc > 0.9
+    mlflow.set_tracking_uri(Settings(home=market["home"]).mlflow_uri)
+    model = mlflow.pyfunc.load_model("models:/user1-sol@usable")
+    np.testing.assert_array_equal(np.asarray(model.predict(X[mask][:30])).reshape(-1), pred[:30].reshape(-1))
+
+
+def test_user_from_a_mixture_gets_both_learnwares_and_job_selector_beats_mean_in_market(market: dict) -> None:
+    from flows.deploy import find_and_reuse
+
+    X, y = market["X"], market["y"]
+    a, b = np.flatnonzero(np.isin(y, GROUPS[0])), np.flatnonzero(np.isin(y, GROUPS[2]))
+    rows = np.concatenate([a[: int(0.6 * len(a))], b[: int(0.4 * len(a))]])
+    data = save_table(market["root"] / "user2.npy", X[rows])
+    out = find_and_reuse(user_data=str(data), home=str(market["home"]), reuser="job_selector")
+    assert out.mixtures and {market["ids"][0], market["ids"][2]} <= set(out.mixtures[0]["learnware_ids"])
+    pred = np.load(out.predictions_path).reshape(-1)
+    acc = float((pred == y[rows]).mean())
+    single_accs = []
+    for i, g in enumerate(GROUPS):  # mean in market: each learnware alone labels only its own classes right
+        single_accs.append(float(np.isin(y[rows], g).mean()))
+    assert acc > np.mean(single_accs) + 0.2
+
+
+def test_requirement_matching_nothing_returns_empty_result_with_message(market: dict) -> None:
+    from flows.deploy import find_and_reuse
+
+    data = save_table(market["root"] / "user3.npy", market["X"][:50])
+    out = find_and_reuse(user_data=str(data), home=str(market["home"]),
+                         requirement={"Data": {"Type": "Class", "Values": ["Image"]}})
+    assert out.singles == [] and out.model_uri is None and out.message
