@@ -36,9 +36,13 @@ def configure(home: Optional[Path], verbose: bool = False) -> Path:
     for key, value in {"PREFECT_HOME": str(resolved / "prefect"), "DO_NOT_TRACK": "1",
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "HF_HUB_OFFLINE": "1",
-                       "TOKENIZERS_PARALLELISM": "false"}.items():
+                       "TOKENIZERS_PARALLELISM": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
         os.environ.setdefault(key, value)
     if not verbose:
+        import logging
+
+        for name in ("mlflow", "alembic", "lwlib"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
     return resolved
@@ -165,6 +169,79 @@ def delete(learnware_id: str, yes: bool = typer.Option(False, "--yes", "-y", hel
         raise typer.Exit(code=1)
     dock.delete(lid)
     console.print(f"deleted {lid[:12]}")
+
+
+def _print_search(out: Any) -> None:
+    table = Table("rank", "learnware", "score", "MMD²", title="Single matches")
+    for m in out.singles:
+        table.add_row(str(m["rank"] + 1), m["learnware_id"][:12], f"{m['score']:.3f}", f"{m['mmd2']:.5f}")
+    console.print(table)
+    mix = Table("learnwares", "weights", "score", "MMD²", title="Best mixture")
+    for m in out.mixtures:
+        mix.add_row(" + ".join(i[:8] for i in m["learnware_ids"]), ", ".join(f"{w:.2f}" for w in m["weights"]),
+                    f"{m['score']:.3f}", f"{m['mmd2']:.5f}")
+    console.print(mix)
+    if not out.singles:
+        console.print(f"[yellow]{out.message}[/yellow]")
+
+
+@app.command()
+def search(data: Path = typer.Option(..., "--data", "-d", exists=True, help="Your unlabelled data: .csv, .npy or .npz (X)"),
+           semantic: Optional[Path] = typer.Option(None, "--semantic", "-s", exists=True,
+                                                   help="Semantic requirement JSON (reference format; empty values = no filter)"),
+           top: int = typer.Option(10, "--top", "-k", help="How many single matches to show"),
+           home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
+    """Find the learnwares (and the best weighted mixture) that fit your data. Your data stay here: only its RKME is compared."""
+    configure(home, verbose)
+    from lwlib.deploy import market_entries, semantic_filter, stat_search
+    from lwlib.userdata import load_table
+
+    X, _ = load_table(data)
+    with console.status("searching the market..."):
+        entries, _ = semantic_filter(market_entries(_dock(configure(home))), _read_semantic(semantic))
+        result = stat_search(entries, X, top_k=top)
+    from flows.deploy import DeployResult
+
+    _print_search(DeployResult(singles=[m.__dict__ for m in result.singles], message=result.message,
+                               mixtures=[{**m.__dict__, "learnware_ids": list(m.learnware_ids),
+                                          "weights": list(m.weights)} for m in result.mixtures]))
+
+
+@app.command()
+def reuse(data: Path = typer.Option(..., "--data", "-d", exists=True, help="Your unlabelled data (.csv/.npy/.npz)"),
+          semantic: Optional[Path] = typer.Option(None, "--semantic", "-s", exists=True, help="Semantic requirement JSON"),
+          labels: Optional[Path] = typer.Option(None, "--labels", "-l", exists=True,
+                                                help="Labelled data: .npz with X and y, or .csv with y last"),
+          reuser: str = typer.Option("auto", help="auto | top1 | job_selector | averaging | ensemble_pruning | feature_augment"),
+          out: Optional[Path] = typer.Option(None, "--out", help="Folder for the predictions (.npy)"),
+          register: Optional[str] = typer.Option(None, "--register", help="Registered model name for the solution"),
+          home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
+    """Search, reuse the best learnware(s) for your data and deploy the solution as an MLflow model."""
+    configure(home, verbose)
+    from flows.deploy import find_and_reuse
+
+    with console.status("searching and reusing..."):
+        res = find_and_reuse(user_data=str(data.resolve()), requirement=_read_semantic(semantic),
+                             labelled_data=str(labels.resolve()) if labels else None, reuser=reuser,
+                             register_name=register, out_dir=str(out.resolve()) if out else None)
+    _print_search(res)
+    if res.model_uri:
+        console.print(f"[green]reused[/green] {res.reuser} over {len(res.learnware_ids)} learnware(s); predictions "
+                      f"in {res.predictions_path}\nmodel: {res.model_uri}  (serve: .venv/bin/mlflow models serve -m "
+                      f"{res.model_uri} --env-manager local)")
+
+
+@app.command()
+def demo(size: str = typer.Option("small", help="small (the demo) | tiny (a smoke run)"),
+         home: Optional[Path] = typer.Option(None, "--home", help="Dock home for the demo (default ./.lwdock-demo)"),
+         verbose: bool = VerboseOpt) -> None:
+    """Build a market from real bundled data through the submission flow, run user tasks through the deploying
+    flow, print the results table and write a plot."""
+    h = configure(home or Path(".lwdock-demo"), verbose)
+    from benchmarks.demo import run_demo
+
+    run_demo(home=h, size=size, console=console)
+    console.print(ui_hints(h))
 
 
 @catalog_app.command("rebuild")

@@ -70,7 +70,7 @@ def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, la
     create_markdown_artifact(key="deploy", description="Search and reuse", markdown=(
         f"## Search and reuse\n\n{out.message}\n\n" + markdown_table(
             ["rank", "learnware", "score", "MMD²"],
-            [[m["rank"], m["learnware_id"][:12], f"{m['score']:.3f}", f"{m['mmd2']:.5f}"] for m in out.singles])
+            [[m["rank"] + 1, m["learnware_id"][:12], f"{m['score']:.3f}", f"{m['mmd2']:.5f}"] for m in out.singles])
         + "\n" + markdown_table(["mixture", "weights", "score"], [
             [" + ".join(i[:8] for i in m["learnware_ids"]), ", ".join(f"{w:.2f}" for w in m["weights"]),
              f"{m['score']:.3f}"] for m in out.mixtures])

@@ -181,6 +181,7 @@ class Dock:
             for type_name, stat in learnware.stat_specs.items():
                 run.log_dict(stat.to_dict(), f"spec/{type_name}.json")
             run.log_dict(check.to_dict(), "check/check_report.json")
+            run.log_dict(sem.to_reference(), "semantic/semantic_specification.json")
             run.log_dict(spec.to_dict(), "check/spec_report.json")
             name, version = reg.register_learnware(learnware.zip_path, name=registry_name(sem.name, learnware.id),
                                                    run=run, tags=tags, usable=check.status is Status.USABLE,

@@ -348,6 +348,26 @@ class Registry:
         logger.info("deleted registered model %s", name)
         return True
 
+    def download_submission(self, version: RegisteredVersion, dest: str | Path) -> dict[str, Path]:
+        """Fetch what a learnware version was registered with: its zip and the submission run's semantic spec and
+        check report (used to rebuild the catalog from the registry). Keys: ``zip``, ``semantic``, ``check``."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dest / "model"),
+                                                             tracking_uri=self.tracking_uri))
+        zips = sorted((model_dir / "artifacts").rglob("*.zip"))
+        if not zips:
+            raise RegistryError(f"{version.name} v{version.version} holds no learnware zip under {version.source}; "
+                                "it was not registered by the dock.", code="registry_no_zip")
+        out = {"zip": zips[0]}
+        if version.run_id:
+            for key, rel in (("semantic", "semantic/semantic_specification.json"), ("check", "check/check_report.json")):
+                try:
+                    out[key] = Path(self.client.download_artifacts(version.run_id, rel, str(dest)))
+                except (MlflowException, OSError):
+                    logger.warning("run %s has no %s artifact", version.run_id, rel)
+        return out
+
     # ------------------------------------------------------------------ loading
     @staticmethod
     def model_uri(name: str, alias: str = USABLE_ALIAS) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from lwlib._validation import check_array
 from lwlib.errors import ReuseError
@@ -20,7 +21,7 @@ from lwlib.errors import ReuseError
 logger = logging.getLogger(__name__)
 
 __all__ = ["collect_outputs", "to_labels", "average_values", "vote_labels", "mean_proba", "combine_outputs",
-           "route_rows", "augment_features", "mlp_forward", "predict_solution"]
+           "router_index", "route_rows", "augment_features", "mlp_forward", "predict_solution"]
 
 _PROBA_TOL = 1e-3
 
@@ -111,6 +112,15 @@ def combine_outputs(outputs: Sequence[NDArray[Any]], mode: str, weights: Any = N
         return mean_proba(outputs, weights).argmax(axis=1)
     raise ReuseError(f"unknown averaging mode {mode!r}; use 'mean', 'vote_by_label' or 'vote_by_prob'.",
                      code="invalid_parameter")
+
+
+def router_index(router: Any, X: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Learnware index per row from a fitted router, on one thread.
+
+    Routers are small; with OpenMP threads on a busy host a 200-row ``predict`` took seconds instead of ms.
+    """
+    with threadpool_limits(limits=1):
+        return np.asarray(router.predict(X), dtype=np.int64)
 
 
 def route_rows(predictors: Sequence[Any], index: NDArray[np.int64], X: NDArray[np.float64]) -> NDArray[Any]:
@@ -210,7 +220,7 @@ def predict_solution(solution: Mapping[str, Any], predictors: Sequence[Any], X: 
         if not parts or "router" not in parts:
             raise ReuseError("a 'job_selector' solution needs its 'router' part; pass parts=reuser.parts().",
                              code="solution_parts_missing")
-        return route_rows(lws, parts["router"].predict(Xc), Xc)
+        return route_rows(lws, router_index(parts["router"], Xc), Xc)
     if kind == "feature_augment":
         A = augment_features(Xc, collect_outputs(lws, Xc), fill_values=np.asarray(solution["fill_values"]),
                              output_classes=solution.get("output_classes"))

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from lwlib.errors import ReuseError
 from lwlib.reuse.base import BaseReuser, ReusableLearnware, _is_learnware_list
-from lwlib.reuse.combine import route_rows
+from lwlib.reuse.combine import route_rows, router_index
 from lwlib.spec.kernels import median_heuristic_gamma, rbf_kernel, stack_specs
 
 logger = logging.getLogger(__name__)
@@ -186,13 +186,13 @@ class JobSelectorReuser(BaseReuser):
         Xc = self._check_X(X)
         if self.router_ is None:
             return np.zeros(Xc.shape[0], dtype=np.int64)
-        return np.asarray(self.router_.predict(Xc), dtype=np.int64)
+        return router_index(self.router_, Xc)
 
     def _predict(self, X: NDArray[np.float64]) -> NDArray[Any]:
         lws = list(self.learnwares or [])
         if self.router_ is None:
             return np.asarray(lws[0].predict(X))
-        return route_rows(lws, self.router_.predict(X), X)
+        return route_rows(lws, router_index(self.router_, X), X)
 
     def _solution_extra(self) -> dict[str, Any]:
         return {"router": None if self.router_ is None else self.router,

@@ -186,3 +186,23 @@ def test_batch_submission_runs_concurrently(tmp_path: Path) -> None:
     assert [r.status for r in results] == [Status.USABLE] * 3 + [Status.INVALID]
     with Catalog.open(Settings(home=home).catalog_path, read_only=True) as cat:
         assert cat.count() == 3
+
+
+def test_catalog_rebuild_from_registry_restores_rows(tmp_path: Path) -> None:
+    from flows.submit import submit_learnware
+    from lwlib.rebuild import rebuild_catalog
+
+    home = tmp_path / "home"
+    ok = submit_learnware(zip_path=str(make_reference_zip(tmp_path / "a.zip", seed=21)), semantic_spec=SEMANTIC,
+                          home=str(home))
+    bad = submit_learnware(zip_path=str(make_reference_zip(tmp_path / "b.zip", broken="predict_error", seed=22)),
+                           semantic_spec=SEMANTIC, home=str(home))
+    dock = _dock(home)
+    with dock.catalog() as cat:
+        before = {r.id: (r.status, r.name, r.registry_name, r.spec_dim) for r in cat.list()}
+    dock.settings.catalog_path.unlink()
+    assert rebuild_catalog(_dock(home)) == 2
+    with dock.catalog() as cat:
+        after = {r.id: (r.status, r.name, r.registry_name, r.spec_dim) for r in cat.list()}
+    assert after == before and after[ok.learnware_id][0] is Status.USABLE
+    assert after[bad.learnware_id][0] is Status.NONUSABLE
