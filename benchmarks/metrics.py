@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from threadpoolctl import threadpool_limits
 
 from benchmarks.scenarios.base import Scenario, UserTask
 from lwlib.errors import BenchmarkDataError
@@ -49,11 +50,12 @@ def loss(task: str, y_true: ArrayLike, y_pred: ArrayLike) -> float:
 def market_losses(scenario: Scenario, user: UserTask) -> dict[str, float]:
     """Loss of every learnware that can read the user's rows (own feature space or an oracle view), by name."""
     out: dict[str, float] = {}
-    for lw in scenario.learnwares:
-        X: Any = user.view(lw.feature_space)
-        if X is None:
-            continue
-        out[lw.name] = loss(scenario.task, user.y, lw.model.predict(X))
+    with threadpool_limits(1):  # OpenMP spin-waiting on a shared 2-core box costs more than it gains
+        for lw in scenario.learnwares:
+            X: Any = user.view(lw.feature_space)
+            if X is None:
+                continue
+            out[lw.name] = loss(scenario.task, user.y, lw.model.predict(X))
     if not out:
         raise BenchmarkDataError(f"no learnware of {scenario.name!r} can read user {user.name!r}'s features "
                                  f"({user.feature_space}); give the user views in the learnwares' spaces.",

@@ -43,7 +43,7 @@ def configure(home: Optional[Path], verbose: bool = False) -> Path:
 
         for name in ("mlflow", "alembic", "lwlib"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # thread-timeout notices would flood the screen
         os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
     return resolved
 

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 ReuserKind = Literal["auto", "top1", "job_selector", "averaging", "ensemble_pruning", "feature_augment"]
 MIN_LABELS_FOR_LEARNING = 10
+MIXTURE_GAIN = 0.5
 
 
 class RuntimeLearnware:
@@ -98,16 +99,18 @@ def infer_task(entries: Sequence[SearchEntry], ids: Sequence[str]) -> str:
 
 def choose_reuser(kind: ReuserKind, result: SearchResult, *, n_labels: int = 0) -> tuple[str, list[str], list[float]]:
     """Pick the reuser and its learnwares. ``auto``: with ≥10 labels, ensemble pruning over the top singles (or
-    feature augment when fewer than 3 candidates); without labels, the mixture with a job selector when the best
-    mixture beats the best single, else the top-1 learnware."""
+    feature augment when fewer than 3 candidates); without labels, mixture-weighted averaging when the best mixture
+    halves the best single's MMD² (the user's data clearly span several learnwares), else the top-1 learnware.
+    On the demo scenarios the top-1 learnware was already the oracle-best for most users and the job selector's
+    router lost to it on class-partitioned digits, so a mixture has to earn its place."""
     singles = [m.learnware_id for m in result.singles]
     mixture = result.mixtures[0] if result.mixtures else None
     if kind == "auto":
         if n_labels >= MIN_LABELS_FOR_LEARNING:
             kind = "ensemble_pruning" if len(singles) >= 3 else "feature_augment"
         elif mixture is not None and len(mixture.learnware_ids) > 1 and (
-                not result.singles or mixture.mmd2 < result.singles[0].mmd2):
-            kind = "job_selector"
+                not result.singles or mixture.mmd2 < MIXTURE_GAIN * result.singles[0].mmd2):
+            kind = "averaging"
         else:
             kind = "top1"
     if kind == "top1":
@@ -122,8 +125,7 @@ def _make_reuser(kind: str, members: list[RuntimeLearnware], weights: list[float
     from lwlib.reuse import (AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser)
 
     if kind in ("top1", "averaging"):
-        mode = "mean" if task == "regression" else "vote_by_prob"
-        return AveragingReuser(members, task=task, mode=mode, weights=weights if kind == "averaging" else None)
+        return AveragingReuser(members, task=task, weights=weights if kind == "averaging" else None)
     if kind == "job_selector":
         return JobSelectorReuser(members, task=task)
     if kind == "ensemble_pruning":

@@ -177,12 +177,10 @@ class Dock:
                 "lwdock.license": sem.license, "lwdock.status": check.status.value}
         with reg.start_submission_run(learnware.id, params) as run:
             run.log_metrics(metrics)
-            run.log_dict(learnware.manifest.to_dict(), "manifest/learnware.yaml")
-            for type_name, stat in learnware.stat_specs.items():
-                run.log_dict(stat.to_dict(), f"spec/{type_name}.json")
-            run.log_dict(check.to_dict(), "check/check_report.json")
-            run.log_dict(sem.to_reference(), "semantic/semantic_specification.json")
-            run.log_dict(spec.to_dict(), "check/spec_report.json")
+            run.log_dicts({"manifest/learnware.yaml": learnware.manifest.to_dict(),
+                           **{f"spec/{t}.json": stat.to_dict() for t, stat in learnware.stat_specs.items()},
+                           "check/check_report.json": check.to_dict(), "check/spec_report.json": spec.to_dict(),
+                           "semantic/semantic_specification.json": sem.to_reference()})
             name, version = reg.register_learnware(learnware.zip_path, name=registry_name(sem.name, learnware.id),
                                                    run=run, tags=tags, usable=check.status is Status.USABLE,
                                                    runtime_mode=self.runtime_mode)
@@ -264,8 +262,8 @@ class Dock:
             zips = {lid: cat.get(lid).zip_path for lid in outcome.learnware_ids}
         with reg.start_submission_run(name, {**search_params, "reuser": outcome.kind}, kind="search") as run:
             run.log_metrics({f"time_{k}_s": float(v) for k, v in timings.items()})
-            run.log_dict({"learnware_ids": list(outcome.learnware_ids), "weights": list(outcome.weights)},
-                         "search/selection.json")
+            run.log_dicts({"search/selection.json": {"learnware_ids": list(outcome.learnware_ids),
+                                                     "weights": list(outcome.weights)}})
         tags = {"lwdock.reuser": outcome.kind, "lwdock.learnwares": ",".join(outcome.learnware_ids),
                 "lwdock.weights": ",".join(f"{w:.4f}" for w in outcome.weights), "lwdock.search_run": run.run_id}
         rname, version = reg.register_solution(name, zips, outcome.solution, outcome.parts or None, tags,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from lwlib.errors import BenchmarkDataError
 
@@ -29,6 +30,7 @@ __all__ = [
     "build",
     "available_scenarios",
     "reference_semantic",
+    "fit_quietly",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,6 +181,21 @@ def reference_semantic(
         spec["Output"] = {"Dimension": int(output_dimension),
                           "Description": {str(k): v for k, v in (output_descriptions or {}).items()}}
     return spec
+
+
+def fit_quietly(model: Any, X: NDArray[Any], y: NDArray[Any]) -> Any:
+    """Fit ``model`` on one thread with convergence warnings silenced; returns the fitted model.
+
+    One thread because on a shared 2-core box OpenMP spin-waiting made HistGradientBoosting up to 15x slower;
+    silenced because a capped ``max_iter`` is a deliberate choice for small benchmark models.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, y)
 
 
 def register(name: str) -> Callable[[Callable[[str, int], Scenario]], Callable[[str, int], Scenario]]:

@@ -23,7 +23,14 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 
-from benchmarks.scenarios.base import LearnwareSource, Scenario, UserTask, reference_semantic, register
+from benchmarks.scenarios.base import (
+    LearnwareSource,
+    Scenario,
+    UserTask,
+    fit_quietly,
+    reference_semantic,
+    register,
+)
 from lwlib.errors import BenchmarkDataError
 
 __all__ = ["FEATURE_SETS", "load_employment_frame", "build_tabular", "build_tabular_hetero"]
@@ -114,7 +121,7 @@ def _model(feature_set: str, seed: int) -> HistGradientBoostingRegressor | Ridge
 def _learnware(part: pd.DataFrame, series: str, feature_set: str, seed: int) -> LearnwareSource:
     train = part[part["train"]]
     X, y = _matrix(train, feature_set), train["y"].to_numpy(dtype=np.float64)
-    model = _model(feature_set, seed).fit(X, y)
+    model = fit_quietly(_model(feature_set, seed), X, y)
     title = str(part["title"].iloc[0])
     span = f"{train['date'].min():%Y-%m} to {train['date'].max():%Y-%m}"
     kind = type(model).__name__

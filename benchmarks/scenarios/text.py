@@ -25,7 +25,14 @@ import pandas as pd
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.scenarios.base import LearnwareSource, Scenario, UserTask, reference_semantic, register
+from benchmarks.scenarios.base import (
+    LearnwareSource,
+    Scenario,
+    UserTask,
+    fit_quietly,
+    reference_semantic,
+    register,
+)
 from lwlib.errors import BenchmarkDataError
 
 __all__ = ["CACHE_DIR", "load_corpus", "embed_cached", "build_text"]
@@ -170,7 +177,7 @@ def _build(name: str, corpus_name: str, size: str, seed: int) -> Scenario:
         pool = np.flatnonzero(in_market_pool & np.isin(corpus.labels, classes))
         idx = np.sort(rng.choice(pool, size=pool.size // 2, replace=False))
         X, y = E[idx], corpus.labels[idx]
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+        model = fit_quietly(LogisticRegression(C=1.0, max_iter=1000), X, y)
         names = [corpus.class_names[c] for c in classes]
         lw_name = f"{corpus.name}-{i:03d}-{'-'.join(names)}"[:50]
         desc = (f"LogisticRegression on {EMBED_MODEL} embeddings of {len(y)} {corpus.name} documents, telling "

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import yaml
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from lwlib.errors import RegistryError
@@ -85,13 +87,24 @@ class SubmissionRun:
         self.learnware_id = learnware_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        for k, v in _tag_values(params).items():
-            self.client.log_param(self.run_id, k, v[:6000])
+        """All params in one batch (one store transaction instead of one per param)."""
+        self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in _tag_values(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         ts = int(time.time() * 1000)
-        for k, v in metrics.items():
-            self.client.log_metric(self.run_id, k, float(v), timestamp=ts, step=step or 0)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step or 0) for k, v in metrics.items()])
+
+    def log_dicts(self, objects: Mapping[str, Any]) -> None:
+        """Several JSON/YAML artifacts in one upload: ``{"dir/file.json": obj, ...}``."""
+        with tempfile.TemporaryDirectory(prefix="lwdock-run-") as tmp:
+            for rel, obj in objects.items():
+                path = Path(tmp) / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if rel.endswith((".yaml", ".yml")):
+                    path.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
+                else:
+                    path.write_text(json.dumps(obj, indent=2, default=_json_default), encoding="utf-8")
+            self.client.log_artifacts(self.run_id, tmp)
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """Store a JSON artifact (manifest, spec JSON, check report)."""
@@ -101,8 +114,7 @@ class SubmissionRun:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for k, v in _tag_values(tags).items():
-            self.client.set_tag(self.run_id, k, v)
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in _tag_values(tags).items()])
 
 
 class Registry:
@@ -200,8 +212,10 @@ class Registry:
         except MlflowException:
             self.client.create_registered_model(name, tags=tags)
         mv = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
-        for k, v in tags.items():
-            self.client.set_registered_model_tag(name, k, v)
+        current = self.client.get_registered_model(name).tags or {}
+        for k, v in tags.items():  # the model's tags mirror its newest version; only changed ones are written
+            if current.get(k) != v:
+                self.client.set_registered_model_tag(name, k, v)
         return str(mv.version)
 
     def register_learnware(self, zip_path: str | Path, *, name: str | None = None, run: SubmissionRun | None = None,

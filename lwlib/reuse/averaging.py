@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from lwlib._validation import check_is_fitted
 from lwlib.errors import ReuseError
 from lwlib.reuse.base import BaseReuser, ReusableLearnware, _is_learnware_list
 from lwlib.reuse.combine import collect_outputs, combine_outputs, mean_proba
@@ -102,8 +103,6 @@ class AveragingReuser(BaseReuser):
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         """Weighted mean of the learnwares' class probabilities (``mode="vote_by_prob"`` only)."""
-        from lwlib._validation import check_is_fitted
-
         check_is_fitted(self)
         if self.mode_ != "vote_by_prob":
             raise ReuseError(f"AveragingReuser(mode={self.mode_!r}) has no probabilities; use mode='vote_by_prob'.",

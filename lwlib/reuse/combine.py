@@ -150,12 +150,16 @@ def route_rows(predictors: Sequence[Any], index: NDArray[np.int64], X: NDArray[n
 
 
 def augment_features(X: NDArray[np.float64], outputs: Sequence[NDArray[Any]], *,
-                     fill_values: NDArray[np.float64] | None, output_classes: Sequence[Any] | None
-                     ) -> NDArray[np.float64]:
-    """``[X, f_1(X), …, f_m(X)]``: labels one-hot over ``output_classes``; non-finite cells → ``fill_values``."""
+                     fill_values: NDArray[np.float64] | None, output_classes: Sequence[Any] | None,
+                     label_outputs: Sequence[bool] | None = None) -> NDArray[np.float64]:
+    """``[X, f_1(X), …, f_m(X)]``; outputs flagged in ``label_outputs`` are one-hot over ``output_classes``.
+
+    Non-finite cells become ``fill_values`` (the fit-time column means).
+    """
+    flags = list(label_outputs) if label_outputs is not None else [False] * len(outputs)
     cols = [X]
-    for o in outputs:
-        if output_classes is not None and (o.ndim == 1 or o.shape[1] == 1):
+    for o, is_label in zip(outputs, flags):
+        if is_label and output_classes is not None:
             cols.append((o.reshape(-1, 1) == np.asarray(output_classes)[None, :]).astype(np.float64))
         else:
             cols.append(np.asarray(o, dtype=np.float64).reshape(o.shape[0], -1))
@@ -223,7 +227,8 @@ def predict_solution(solution: Mapping[str, Any], predictors: Sequence[Any], X: 
         return route_rows(lws, router_index(parts["router"], Xc), Xc)
     if kind == "feature_augment":
         A = augment_features(Xc, collect_outputs(lws, Xc), fill_values=np.asarray(solution["fill_values"]),
-                             output_classes=solution.get("output_classes"))
+                             output_classes=solution.get("output_classes"),
+                             label_outputs=solution.get("label_outputs"))
         return _head_predict(parts, A, kind)
     if kind == "feature_align":
         Xt = mlp_forward(solution["mapper"], Xc)
@@ -232,7 +237,7 @@ def predict_solution(solution: Mapping[str, Any], predictors: Sequence[Any], X: 
         if aug is None:
             return out
         A = augment_features(Xc, [out], fill_values=np.asarray(aug["fill_values"]),
-                             output_classes=aug.get("output_classes"))
+                             output_classes=aug.get("output_classes"), label_outputs=aug.get("label_outputs"))
         return _head_predict(parts, A, kind)
     raise ReuseError(f"unknown solution kind {kind!r}; expected averaging, ensemble_pruning, job_selector, "
                      "feature_augment or feature_align.", code="solution_kind_unknown")

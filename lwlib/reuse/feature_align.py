@@ -37,8 +37,8 @@ GAMMA_SCALES = (1.0, 4.0, 16.0)
 
 
 def _hidden_ok(v: Any) -> bool:
-    """a tuple of positive ints (hidden layer widths; empty = linear map)"""
-    return isinstance(v, tuple) and all(isinstance(h, (int, np.integer)) and h > 0 for h in v)
+    """a tuple (or list) of positive ints (hidden layer widths; empty = linear map)"""
+    return isinstance(v, (tuple, list)) and all(isinstance(h, (int, np.integer)) and h > 0 for h in v)
 
 
 def _pos_int(v: Any) -> bool:
@@ -234,7 +234,8 @@ class FeatureAlignReuser(BaseReuser):
         if self.head_ is None:
             return out
         A = augment_features(X, [out], fill_values=np.asarray(self.augment_["fill_values"]),
-                             output_classes=self.augment_["output_classes"])
+                             output_classes=self.augment_["output_classes"],
+                             label_outputs=self.augment_["label_outputs"])
         return self.head_.predict(A)
 
     def _solution_extra(self) -> dict[str, Any]:

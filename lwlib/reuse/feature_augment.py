@@ -31,8 +31,15 @@ RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 LOGISTIC_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
-def _label_outputs(outputs: Sequence[NDArray[Any]]) -> bool:
-    return any(o.ndim == 1 or o.shape[1] == 1 for o in outputs)
+def _is_label_output(o: NDArray[Any]) -> bool:
+    """One column of whole numbers (or non-numeric values): class ids, not scores."""
+    if o.ndim == 2 and o.shape[1] != 1:
+        return False
+    v = o.reshape(-1)
+    if not np.issubdtype(v.dtype, np.number):
+        return True
+    v = v[np.isfinite(v)]
+    return bool(np.all(v == np.round(v)))
 
 
 def fit_augment_head(X: NDArray[np.float64], outputs: Sequence[NDArray[Any]], y: NDArray[Any], *, task: str,
@@ -42,13 +49,15 @@ def fit_augment_head(X: NDArray[np.float64], outputs: Sequence[NDArray[Any]], y:
     Returns
     -------
     head : sklearn Pipeline (StandardScaler + RidgeCV or LogisticRegression[CV])
-    settings : dict with ``fill_values`` (list) and ``output_classes`` (list or None)
+    settings : dict with ``fill_values`` (list), ``output_classes`` (list or None) and ``label_outputs``
+        (one flag per output: one-hot encoded class ids)
     """
     output_classes = None
-    if task == "classification" and _label_outputs(outputs):
-        seen = [np.asarray(y).ravel()] + [o.ravel() for o in outputs if o.ndim == 1 or o.shape[1] == 1]
+    flags = [task == "classification" and _is_label_output(o) for o in outputs]
+    if any(flags):
+        seen = [np.asarray(y).ravel()] + [o.ravel() for o, f in zip(outputs, flags) if f]
         output_classes = np.unique(np.concatenate(seen)).tolist()
-    raw = augment_features(X, outputs, fill_values=None, output_classes=output_classes)
+    raw = augment_features(X, outputs, fill_values=None, output_classes=output_classes, label_outputs=flags)
     finite = np.isfinite(raw)
     sums = np.where(finite, raw, 0.0).sum(axis=0)
     n_ok = finite.sum(axis=0)
@@ -68,7 +77,7 @@ def fit_augment_head(X: NDArray[np.float64], outputs: Sequence[NDArray[Any]], y:
             clf = LogisticRegression(C=1.0, max_iter=2000, random_state=random_state)
         head = make_pipeline(StandardScaler(), clf)
     head.fit(A, y)
-    return head, {"fill_values": fill.tolist(), "output_classes": output_classes}
+    return head, {"fill_values": fill.tolist(), "output_classes": output_classes, "label_outputs": flags}
 
 
 class FeatureAugmentReuser(BaseReuser):
@@ -105,7 +114,8 @@ class FeatureAugmentReuser(BaseReuser):
     def _augmented(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         outputs = collect_outputs(list(self.learnwares or []), X)
         return augment_features(X, outputs, fill_values=np.asarray(self.augment_["fill_values"]),
-                                output_classes=self.augment_["output_classes"])
+                                output_classes=self.augment_["output_classes"],
+                                label_outputs=self.augment_["label_outputs"])
 
     def _predict(self, X: NDArray[np.float64]) -> NDArray[Any]:
         return self.head_.predict(self._augmented(X))

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from lwlib._validation import check_is_fitted
 from lwlib.errors import ReuseError
 from lwlib.reuse.base import BaseReuser, ReusableLearnware, _is_learnware_list
 from lwlib.reuse.combine import route_rows, router_index
@@ -180,8 +181,6 @@ class JobSelectorReuser(BaseReuser):
 
     def route(self, X: Any) -> NDArray[np.int64]:
         """Index of the learnware each row of ``X`` is sent to."""
-        from lwlib._validation import check_is_fitted
-
         check_is_fitted(self)
         Xc = self._check_X(X)
         if self.router_ is None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fn_learnware, loss
+from reuse_markets import fn_learnware, loss
 
 from lwlib.errors import ReuseError
 from lwlib.reuse import EnsemblePruningReuser

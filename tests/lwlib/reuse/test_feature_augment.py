@@ -2,21 +2,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fn_learnware, loss
-from sklearn.linear_model import LogisticRegressionCV
+from reuse_markets import fn_learnware, loss
 
 from lwlib.errors import ReuseError
 from lwlib.reuse import FeatureAugmentReuser
+from lwlib.reuse.feature_augment import fit_augment_head
 
 
 def test_beats_same_labels_alone_on_digits(digits_market) -> None:
+    """Same head, same few labels (3 per class), with vs without the learnwares' outputs, on 3 label draws."""
     m = digits_market
-    r = FeatureAugmentReuser(m.learnwares, task="classification").fit(m.X_lab, m.y_lab)
-    alone = LogisticRegressionCV(Cs=(0.01, 0.1, 1.0, 10.0, 100.0), cv=5, l1_ratios=(0.0,), scoring="neg_log_loss",
-                                 use_legacy_attributes=False, max_iter=2000).fit(m.X_lab, m.y_lab)
-    got = loss("classification", r.predict(m.X_user), m.y_user)
-    assert got < loss("classification", alone.predict(m.X_user), m.y_user)
-    assert got < 0.5 * m.single_losses().mean()
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        lab = np.concatenate([rng.choice(np.flatnonzero(m.y_user == k), 3, replace=False) for k in range(4)])
+        r = FeatureAugmentReuser(m.learnwares, task="classification").fit(m.X_user[lab], m.y_user[lab])
+        alone, _ = fit_augment_head(m.X_user[lab], [], m.y_user[lab], task="classification")
+        got = loss("classification", r.predict(m.X_user), m.y_user)
+        assert got < loss("classification", alone.predict(m.X_user), m.y_user)
+        assert got < 0.5 * m.single_losses().mean()
     proba = r.predict_proba(m.X_user)
     assert proba.shape == (m.X_user.shape[0], 4)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -47,6 +50,7 @@ def test_label_outputs_are_one_hot_and_nonfinite_cells_filled() -> None:
     lws = [fn_learnware("labels", lambda X: (X[:, 0] > 0).astype(int)), fn_learnware("flaky", flaky)]
     r = FeatureAugmentReuser(lws).fit(X, y)
     assert r.augment_["output_classes"] == [0, 1]
+    assert r.augment_["label_outputs"] == [True, False]
     assert len(r.augment_["fill_values"]) == 3 + 2 + 2
     assert (r.predict(X) == y).mean() > 0.9
 
