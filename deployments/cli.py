@@ -233,6 +233,8 @@ def reuse(data: Path = typer.Option(..., "--data", "-d", exists=True, help="Your
 
 @app.command()
 def demo(size: str = typer.Option("small", help="small (the demo) | tiny (a smoke run)"),
+         scenario: list[str] = typer.Option(["image_digits"], "--scenario",
+                                            help="Scenarios to run (repeatable): image_digits, tabular, text, ..."),
          home: Optional[Path] = typer.Option(None, "--home", help="Dock home for the demo (default ./.lwdock-demo)"),
          verbose: bool = VerboseOpt) -> None:
     """Build a market from real bundled data through the submission flow, run user tasks through the deploying
@@ -240,7 +242,7 @@ def demo(size: str = typer.Option("small", help="small (the demo) | tiny (a smok
     h = configure(home or Path(".lwdock-demo"), verbose)
     from benchmarks.demo import run_demo
 
-    run_demo(home=h, size=size, console=console)
+    run_demo(home=h, size=size, console=console, scenarios=tuple(scenario))
     console.print(ui_hints(h))
 
 

