@@ -43,6 +43,16 @@ def _timed(fn):  # noqa: ANN001, ANN202
     return out, time.perf_counter() - t0
 
 
+def _latencies(fn, calls: int) -> list[float]:  # noqa: ANN001
+    """Seconds per call of ``fn`` over ``calls`` calls."""
+    out = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def run(calls: int = 1000) -> dict[str, float]:
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
@@ -70,19 +80,11 @@ def run(calls: int = 1000) -> dict[str, float]:
         with model:
             res["protections"] = ",".join(model.protections)  # type: ignore[assignment]
             _, res["first_call_runtime_s"] = _timed(lambda: model.predict(xb))
-            lat = []
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                model.predict(xb)
-                lat.append(time.perf_counter() - t0)
+            lat = _latencies(lambda: model.predict(xb), calls)
         res[f"runtime_{calls}_calls_s"] = sum(lat)
         res["runtime_median_call_us"] = statistics.median(lat) * 1e6
         _, res["inprocess_1_call_s"] = _timed(lambda: clf.predict(xb))
-        inproc = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            clf.predict(xb)
-            inproc.append(time.perf_counter() - t0)
+        inproc = _latencies(lambda: clf.predict(xb), calls)
         res[f"inprocess_{calls}_calls_s"] = sum(inproc)
         res["inprocess_median_call_us"] = statistics.median(inproc) * 1e6
         res["overhead_per_call_us"] = res["runtime_median_call_us"] - res["inprocess_median_call_us"]
