@@ -93,6 +93,8 @@ def summarise(scenario: Scenario, rows: Sequence[UserRow]) -> dict[str, Any]:
     return {"scenario": scenario.name, "task": scenario.task, "loss": scenario.loss_name,
             "n_learnwares": len(scenario.learnwares), "n_users": len(rows), "rows": mean,
             "top1_is_best_share": float(np.mean([r.top1_is_best for r in rows])) if rows else 0.0,
+            "top1_beats_mean_share": float(np.mean([r.losses.get("top1", np.inf) < r.losses["mean_in_market"]
+                                                    for r in rows])) if rows else 0.0,
             "mixture_has_truth_share": float(np.mean(with_truth)) if with_truth else None,
             "search_seconds_median": float(np.median([r.search_seconds for r in rows])) if rows else 0.0,
             "users": [r.to_dict() for r in rows]}

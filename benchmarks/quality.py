@@ -116,7 +116,7 @@ def reference_summary(scenario: Scenario, ref: dict[str, Any]) -> dict[str, Any]
     from benchmarks.metrics import best_in_market, market_losses
 
     rows: dict[str, list[float]] = {"top1": [], "job_selector": [], "average_ensemble": []}
-    top1_best, errors = [], {}
+    top1_best, beats, errors = [], [], {}
     for user in scenario.users:
         res = ref.get("users", {}).get(user.name, {})
         reuse = res.get("reuse", {}) if isinstance(res, dict) else {}
@@ -130,8 +130,10 @@ def reference_summary(scenario: Scenario, ref: dict[str, Any]) -> dict[str, Any]
         if singles:
             table = market_losses(scenario, user)
             top1_best.append(singles[0]["id"] == best_in_market(scenario, user, table)[1])
+            beats.append(table.get(singles[0]["id"], np.inf) < float(np.mean(list(table.values()))))
     return {"rows": {k: float(np.mean(v)) for k, v in rows.items() if len(v) == len(scenario.users)},
             "top1_is_best_share": float(np.mean(top1_best)) if top1_best else None, "errors": errors,
+            "top1_beats_mean_share": float(np.mean(beats)) if beats else None,
             "search_seconds_median": float(np.median([u.get("search", {}).get("seconds", np.nan)
                                                       for u in ref.get("users", {}).values()
                                                       if isinstance(u, dict) and isinstance(u.get("search"), dict)]

@@ -30,14 +30,15 @@ def quality_table(summaries: Sequence[dict[str, Any]]) -> str:
     """The paper-style table: one line per scenario, one column per row of the protocol."""
     cols = [c for c in ROW_LABELS if any(c in s["rows"] for s in summaries)]
     head = "| scenario | loss | learnwares | users | " + " | ".join(ROW_LABELS[c] for c in cols) + \
-           " | top-1 = best | mixture ⊇ truth |\n"
-    head += "|" + "---|" * (6 + len(cols)) + "\n"
+           " | top-1 = best | top-1 < mean | mixture ⊇ truth |\n"
+    head += "|" + "---|" * (7 + len(cols)) + "\n"
     lines = []
     for s in summaries:
         cells = [f"{s['rows'][c]:.4f}" if c in s["rows"] else "" for c in cols]
         truth = "" if s.get("mixture_has_truth_share") is None else f"{s['mixture_has_truth_share']:.0%}"
+        beats = "" if s.get("top1_beats_mean_share") is None else f"{s['top1_beats_mean_share']:.0%}"
         lines.append(f"| {s['scenario']} | {s['loss']} | {s['n_learnwares']} | {s['n_users']} | "
-                     + " | ".join(cells) + f" | {s['top1_is_best_share']:.0%} | {truth} |")
+                     + " | ".join(cells) + f" | {s['top1_is_best_share']:.0%} | {beats} | {truth} |")
     return head + "\n".join(lines) + "\n"
 
 

@@ -89,6 +89,7 @@ def run_reference_side_by_side(summaries: list[dict[str, Any]]) -> list[dict[str
         rs = reference_summary(scenario, ref)
         out.append({"scenario": s["scenario"] + " [reference]", "loss": s["loss"], "n_learnwares": s["n_learnwares"],
                     "n_users": s["n_users"], "rows": rs["rows"], "top1_is_best_share": rs["top1_is_best_share"] or 0.0,
+                    "top1_beats_mean_share": rs["top1_beats_mean_share"],
                     "mixture_has_truth_share": None, "errors": rs["errors"],
                     "search_seconds_median": rs["search_seconds_median"]})
     return out
