@@ -75,6 +75,8 @@ def run_reference_side_by_side(summaries: list[dict[str, Any]]) -> list[dict[str
         return []
     out = []
     for s in summaries:
+        if "scenario_obj" not in s:  # the heterogeneous line: the reference's HeteroMap market is not run (note)
+            continue
         scenario, specs = s["scenario_obj"], s["specs_obj"]
         with tempfile.TemporaryDirectory(prefix="lwdock-ref-") as tmp:
             zdir = Path(tmp) / "zips"

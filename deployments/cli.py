@@ -260,6 +260,11 @@ def catalog_rebuild(home: Optional[Path] = HomeOpt) -> None:
 def serve(home: Optional[Path] = HomeOpt) -> None:
     """Serve the deployments (submit form, nightly recheck, deploy) to a Prefect server; Ctrl-C stops."""
     configure(home, verbose=True)
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():  # else prefect.serve runs on a throw-away ephemeral API no UI can reach
+        _fail(RuntimeError("PREFECT_API_URL is not set: start a server with `prefect server start --host 127.0.0.1 "
+                           "--port 4200` and export PREFECT_API_URL=http://127.0.0.1:4200/api (deployments/README.md)"))
     from deployments.serve import serve_all
 
     serve_all()
@@ -275,7 +280,8 @@ def ui(home: Optional[Path] = HomeOpt) -> None:
 def ui_hints(home: Path) -> str:
     return (f"[bold]Prefect UI[/bold] (flow runs, task logs, artifacts):\n"
             f"  PREFECT_HOME={home / 'prefect'} .venv/bin/prefect server start --host 127.0.0.1 --port 4200\n"
-            f"  then open http://127.0.0.1:4200\n"
+            f"  then open http://127.0.0.1:4200; serve the deployments (submit form, nightly recheck) with\n"
+            f"  PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/lwdock serve --home {home}\n"
             f"[bold]MLflow UI[/bold] (submission runs, registered learnwares, deployed solutions):\n"
             f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'} "
             f"--default-artifact-root {home / 'mlflow-artifacts'} --host 127.0.0.1 --port 5000\n"

@@ -158,7 +158,7 @@ class ColumnMap:
 
     @property
     def coverage(self) -> float:
-        """Share of the learnware's columns the user supplies: Σ match scores (+ Σ fill R² when linear) / n_target."""
+        """Share of the learnware's columns the user supplies: (Σ match scores + Σ fill R² if linear) / n_target."""
         got = float(self.scores.sum())
         if self.fill == "linear" and self.fill_r2 is not None:
             got += float(np.clip(self.fill_r2, 0.0, 1.0).sum())
