@@ -199,7 +199,7 @@ def search(data: Path = typer.Option(..., "--data", "-d", exists=True, help="You
     X, _ = load_table(data)
     with console.status("searching the market..."):
         entries, _ = semantic_filter(market_entries(_dock(configure(home))), _read_semantic(semantic))
-        result = stat_search(entries, X, top_k=top)
+        result = stat_search(entries, X, top_k=top, query=_read_semantic(semantic))
     from flows.deploy import DeployResult
 
     _print_search(DeployResult(singles=[m.__dict__ for m in result.singles], message=result.message,

@@ -47,7 +47,7 @@ def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, la
     X_label, y_label = load_table(labelled_data, labelled=True) if labelled_data else (None, None)
     entries = semantic_search(dock, requirement)
     timings["semantic_search"] = time.perf_counter() - t0
-    result = stat_search(entries, X, top_k, max_mixture)
+    result = stat_search(entries, X, top_k, max_mixture, requirement)
     timings["stat_search"] = time.perf_counter() - t0 - sum(timings.values())
     out = DeployResult(singles=[m.__dict__ for m in result.singles],
                        mixtures=[{**m.__dict__, "learnware_ids": list(m.learnware_ids), "weights": list(m.weights)}

@@ -19,6 +19,7 @@ from lwlib._validation import check_array
 from lwlib.errors import ReuseError
 from lwlib.search import MarketSearcher, SearchResult
 from lwlib.search.searcher import SearchEntry
+from lwlib.search.hetero import input_descriptions
 from lwlib.search.semantic import SemanticSearcher
 from lwlib.status import Status
 
@@ -77,12 +78,26 @@ def semantic_filter(entries: Sequence[SearchEntry], query: Any) -> tuple[list[Se
     return [e for e in entries if e.learnware_id in scores], scores
 
 
-def stat_search(entries: Sequence[SearchEntry], X: Any, *, top_k: int = 10, max_mixture: int = 5) -> SearchResult:
-    """Rank single learnwares and find the best mixture for the user's data (summarised locally as an RKME)."""
+def stat_search(entries: Sequence[SearchEntry], X: Any, *, top_k: int = 10, max_mixture: int = 5,
+                query: Any = None) -> SearchResult:
+    """Rank single learnwares and find the best mixture for the user's data (summarised locally as an RKME).
+
+    When no learnware shares the user's feature space and the requirement describes its input columns
+    (semantic Input descriptions), the search moves across feature spaces: user columns are aligned to each
+    space by their descriptions (:class:`~lwlib.search.hetero.HeteroSearcher`) and reuse goes through that map.
+    """
     if not entries:
         return SearchResult((), (), (), {}, "no learnware in the market matches the semantic requirement")
-    searcher = MarketSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries))
-    return searcher.search(None, user_X=check_array(X, name="user data"))
+    Xc = check_array(X, name="user data")
+    result = MarketSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries)).search(None, user_X=Xc)
+    descriptions = input_descriptions(query)
+    if result.singles or not descriptions:
+        return result
+    from lwlib.search.hetero import HeteroSearcher
+
+    logger.info("no learnware in the user's %d-feature space; aligning columns by their descriptions",
+                Xc.shape[1])
+    return HeteroSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries)).search(Xc, descriptions)
 
 
 def infer_task(entries: Sequence[SearchEntry], ids: Sequence[str]) -> str:
@@ -153,10 +168,16 @@ def reuse_learnwares(dock: Any, entries: Sequence[SearchEntry], result: SearchRe
     specs = {e.learnware_id: next(iter(e.stat_spec.values()), None) if e.stat_spec else None for e in entries}
     Xc = check_array(X, name="user data")
     with ExitStack() as stack:
-        members = []
+        members: list[Any] = []
+        maps = getattr(result, "matches", {})  # cross-feature-space search: reuse through each column map
         for lid in ids:
             model = stack.enter_context(dock.open_model(dock.load(lid)))
-            members.append(RuntimeLearnware(lid, model, specs.get(lid)))
+            member: Any = RuntimeLearnware(lid, model, specs.get(lid))
+            if lid in maps:
+                from lwlib.reuse.hetero import HeteroLearnware
+
+                member = HeteroLearnware(member, maps[lid].column_map, user_X=Xc)
+            members.append(member)
         reuser = _make_reuser(kind_, members, weights, task)
         if kind_ in ("ensemble_pruning", "feature_augment"):
             reuser.fit(check_array(X_label, name="labelled data"), np.asarray(y_label))

@@ -22,9 +22,10 @@ def semantic_search(dock: Dock, query: dict[str, Any] | None) -> list[Any]:
 
 
 @task(name="stat-search", tags=["deploy"], cache_policy=NONE, timeout_seconds=600)
-def stat_search(entries: list[Any], X: Any, top_k: int, max_mixture: int) -> SearchResult:
+def stat_search(entries: list[Any], X: Any, top_k: int, max_mixture: int, query: dict[str, Any] | None = None
+                ) -> SearchResult:
     """Rank single learnwares by MMD to the user's RKME and find the best weighted mixture."""
-    result = _stat_search(entries, X, top_k=top_k, max_mixture=max_mixture)
+    result = _stat_search(entries, X, top_k=top_k, max_mixture=max_mixture, query=query)
     rows = [{"rank": m.rank + 1, "learnware": m.learnware_id[:12], "score": round(m.score, 4), "mmd2": round(m.mmd2, 6)}
             for m in result.singles]
     rows += [{"rank": "mixture", "learnware": " + ".join(i[:8] for i in m.learnware_ids),

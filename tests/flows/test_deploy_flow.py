@@ -87,3 +87,37 @@ def test_requirement_matching_nothing_returns_empty_result_with_message(market: 
     out = find_and_reuse(user_data=str(data), home=str(market["home"]),
                          requirement={"Data": {"Type": "Class", "Values": ["Image"]}})
     assert out.singles == [] and out.model_uri is None and out.message
+
+
+def test_user_in_another_feature_space_is_served_through_description_alignment(tmp_path: Path) -> None:
+    """No learnware shares the user's columns; the requirement's Input descriptions align them."""
+    from sklearn.linear_model import Ridge
+
+    from flows.deploy import find_and_reuse
+    from flows.submit import submit_batch
+
+    names = ["temperature", "humidity", "wind speed", "pressure", "rainfall"]
+    rng = np.random.default_rng(0)
+    centres = [np.full(5, -3.0), np.zeros(5), np.full(5, 3.0)]
+    coefs = [np.array([1.0, -2, 0, 1, 3]), np.array([-1.0, 0, 2, 2, -1]), np.array([2.0, 1, -1, 0, 1])]
+    zips = []
+    for i, (c, w) in enumerate(zip(centres, coefs)):
+        X = c + rng.standard_normal((300, 5))
+        sem = make_semantic_spec(name=f"Weather regressor {i}", description="Predicts a weather index",
+                                 task_type="Regression", scenarios=["Nature"], input_dimension=5,
+                                 input_descriptions=dict(enumerate(names)), output_dimension=1)
+        zips.append(str(package_learnware(Ridge().fit(X, X @ w), X, sem, tmp_path / f"w{i}.zip")))
+    home = tmp_path / "home"
+    assert all(r.status is Status.USABLE for r in submit_batch(zip_paths=zips, home=str(home)))
+
+    cols = [4, 0, 3, 1]  # the user has 4 of the 5 columns, in another order
+    Xu_full = centres[2] + rng.standard_normal((200, 5))
+    requirement = {"Input": {"Dimension": 4, "Description": {str(j): names[c] for j, c in enumerate(cols)}}}
+    data = save_table(tmp_path / "user.npy", Xu_full[:, cols])
+    out = find_and_reuse(user_data=str(data), requirement=requirement, reuser="top1", home=str(home))
+    assert out.singles and out.reuser == "top1"
+    pred = np.load(out.predictions_path).reshape(-1)
+    y = Xu_full @ coefs[2]
+    mse = float(np.mean((pred - y) ** 2))
+    mean_in_market = np.mean([np.mean((Xu_full @ w - y) ** 2) for w in coefs])
+    assert mse < 0.5 * mean_in_market
