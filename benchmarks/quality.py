@@ -75,10 +75,11 @@ def label_curves(scenario: Scenario, user: UserTask, found: UserSearch, specs: d
         "feature_augment": lambda X, y: FeatureAugmentReuser(members, task=scenario.task).fit(X, y),
         "self_trained": lambda X, y: _self_model(scenario.task, len(y)).fit(X, y),
     }
+    order = np.random.default_rng(0).permutation(len(user.y_label))  # pools may be sorted by class
     for n in sizes:
         if n > len(user.y_label) or not members:
             continue
-        X, y = user.X_label[:n], user.y_label[:n]
+        X, y = user.X_label[order[:n]], user.y_label[order[:n]]
         if scenario.task == "classification" and len(np.unique(y)) < 2:
             continue
         for name, make in methods.items():
