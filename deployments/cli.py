@@ -227,7 +227,7 @@ def reuse(data: Path = typer.Option(..., "--data", "-d", exists=True, help="Your
     _print_search(res)
     if res.model_uri:
         console.print(f"[green]reused[/green] {res.reuser} over {len(res.learnware_ids)} learnware(s); predictions "
-                      f"in {res.predictions_path}\nmodel: {res.model_uri}  (serve: .venv/bin/mlflow models serve -m "
+                      f"in {res.predictions_path}\nmodel: {res.model_uri}  (serve: PATH=.venv/bin:$PATH mlflow models serve -m "
                       f"{res.model_uri} --env-manager local)")
 
 

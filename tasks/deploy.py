@@ -13,6 +13,6 @@ from tasks._common import transient_only
 def deploy(dock: Dock, outcome: ReuseOutcome, name: str, search_params: dict, timings: dict) -> RegistryRef:
     """Register the reused solution as an MLflow pyfunc (lineage tags: learnwares and weights)."""
     ref = dock.register_solution(outcome, name, search_params, timings)
-    get_run_logger().info("deployed %s as %s (serve with: mlflow models serve -m %s --env-manager local)",
+    get_run_logger().info("deployed %s as %s (serve with: PATH=.venv/bin:$PATH mlflow models serve -m %s --env-manager local)",
                           outcome.kind, ref.uri, ref.uri)
     return ref
