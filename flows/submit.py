@@ -10,7 +10,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.transactions import transaction
 
 from flows.forms import SubmitRequest
 from flows.results import SubmissionResult, markdown_table
@@ -22,7 +21,7 @@ from tasks._common import get_dock
 from tasks.catalog import catalog
 from tasks.check import check
 from tasks.containerize import containerize
-from tasks.register import register
+from tasks.register import register, unregister
 from tasks.specify import specify
 from tasks.validate import validate
 
@@ -81,11 +80,12 @@ def submit_learnware(zip_path: str | None = None, zip_bytes: bytes | None = None
         dock.discard_package(sha)
         return _publish(SubmissionResult(learnware_id=sha, status=Status.INVALID, reason=exc.message, code=exc.code,
                                          timings=timings))
-    with transaction() as txn:
-        txn.set("dock", dock)
-        ref = _timed(timings, "register", register, dock, lw, report, spec, runtime, dict(timings))
-        txn.set("registry_ref", ref)
+    ref = _timed(timings, "register", register, dock, lw, report, spec, runtime, dict(timings))
+    try:  # compensate only after catalog's retries are spent: Prefect 3.8.8 fires on_rollback on a failed attempt
         _timed(timings, "catalog", catalog, dock, lw, report, spec, runtime, ref)
+    except Exception:
+        unregister(dock, ref)
+        raise
     return _publish(SubmissionResult(
         learnware_id=lw.id, name=lw.semantic_spec.name, status=report.status, reason=report.reason, code=report.code,
         registry_uri=ref.uri, runtime_mode=runtime.mode, protections=list(report.protections), timings=timings))

@@ -29,10 +29,24 @@ logger = logging.getLogger(__name__)
 FAULT_ENV = "LWDOCK_INJECT_FAULT"
 
 
+_FIRED: set[str] = set()
+
+
 def inject_fault(step: str) -> None:
-    """Raise at ``step`` when ``LWDOCK_INJECT_FAULT`` names it: used by crash-consistency tests and chaos drills."""
-    if step in {s.strip() for s in os.environ.get(FAULT_ENV, "").split(",") if s.strip()}:
+    """Raise at ``step`` when ``LWDOCK_INJECT_FAULT`` names it: used by crash-consistency tests and chaos drills.
+
+    ``step`` fails every time (not retried); ``step:once`` fails with a transient error the first time only in
+    this process, so the task's retry succeeds (the case that must not lose the registry version).
+    """
+    wanted = {s.strip() for s in os.environ.get(FAULT_ENV, "").split(",") if s.strip()}
+    if step in wanted:
         raise LwdockError(f"fault injected at step '{step}' ({FAULT_ENV})", code="fault_injected", step=step)
+    if f"{step}:once" in wanted and step not in _FIRED:
+        _FIRED.add(step)
+        from lwlib.errors import CatalogError
+
+        raise CatalogError(f"transient fault injected once at step '{step}' ({FAULT_ENV})",
+                           code="transient_fault", step=step)
 
 
 @dataclass(frozen=True)

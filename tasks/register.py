@@ -22,9 +22,8 @@ def register(dock: Dock, learnware: Any, check: CheckReport, spec: SpecReport, r
     return ref
 
 
-@register.on_rollback
-def _unregister(transaction: Any) -> None:
-    """A later step failed: remove the registry entry so registry and catalog stay consistent."""
-    dock, ref = transaction.get("dock", None), transaction.get("registry_ref", None)
-    if dock is not None and ref is not None:
-        dock.unregister(ref)
+@task(name="compensate-register", tags=["submit", "mlflow"], cache_policy=NONE, retries=3, retry_delay_seconds=2)
+def unregister(dock: Dock, ref: RegistryRef) -> None:
+    """The catalog step failed for good: remove the registry entry so registry and catalog stay consistent."""
+    dock.unregister(ref)
+    get_run_logger().warning("removed %s version %s: the catalog write failed", ref.name, ref.version)

@@ -206,3 +206,19 @@ def test_catalog_rebuild_from_registry_restores_rows(tmp_path: Path) -> None:
         after = {r.id: (r.status, r.name, r.registry_name, r.spec_dim) for r in cat.list()}
     assert after == before and after[ok.learnware_id][0] is Status.USABLE
     assert after[bad.learnware_id][0] is Status.NONUSABLE
+
+
+def test_transient_catalog_failure_retried_keeps_registry_version(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog write that fails once and succeeds on retry must not lose the registry version (regression:
+    Prefect's on_rollback fired on the failed attempt and deleted it)."""
+    from flows.submit import submit_learnware
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LWDOCK_INJECT_FAULT", "catalog:once")
+    res = submit_learnware(zip_path=str(make_reference_zip(tmp_path / "t.zip", seed=31)), semantic_spec=SEMANTIC,
+                           home=str(home))
+    assert res.status is Status.USABLE
+    row, version = _state(home, res.learnware_id)
+    assert row is not None and version == (row.registry_name, row.registry_version)
+    assert _dock(home).registry().usable_version(row.registry_name) == row.registry_version
