@@ -144,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
                 "runtime": performance.runtime_figures(), "submission": performance.submission_figures()}
         (args.out / f"performance_{size}.json").write_text(json.dumps(perf, indent=2, default=str))
         console.print_json(json.dumps({k: v for k, v in perf.items() if k != "rkme"}, default=str))
+    if args.reference:
+        from benchmarks.reference.driver import available, format_timing, run_reference_timing
+
+        if available()[0]:
+            console.print("reference timing: RKME generation and search latency (its own code, same machine)...")
+            timing = run_reference_timing(args.out / "reference_timing.json", timeout=3600,
+                                          rkme_n=(1000, 10000, 50000), search_n=(100, 1000), search_d=20)
+            console.print(format_timing(timing))
     console.print(f"written: {files['markdown']}")
     return 0
 
