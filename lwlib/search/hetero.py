@@ -16,7 +16,7 @@ So here:
 3. :class:`HeteroSearcher` ranks the learnwares of each space by the exact MMD² between the user's RKME on the
    matched columns and the learnwares' RKMEs *marginalised* on those columns (a marginal of an RKME is its reduced
    set restricted to those columns, same β), batched through :class:`SpecIndex` / :func:`score_single` with the
-   market kernel of that projected space. Spaces are merged by ``score = statistical score × coverage``.
+   market kernel of that projected space. Spaces are merged by :func:`combined_score` (``1 − (1 − score) / coverage``).
 """
 
 
