@@ -15,7 +15,7 @@ from flows.forms import SubmitRequest
 from flows.results import SubmissionResult, markdown_table
 from lwlib.check import CheckReport
 from lwlib.dock import RuntimeInfo
-from lwlib.errors import InvalidPackageError, RuntimeBuildError
+from lwlib.errors import InvalidPackageError, LwdockError, RuntimeBuildError
 from lwlib.status import Status
 from tasks._common import get_dock
 from tasks.catalog import catalog
@@ -46,6 +46,13 @@ def _publish(result: SubmissionResult) -> SubmissionResult:
     return result
 
 
+def _reject(dock: Any, sha: str, exc: LwdockError, timings: dict[str, float]) -> SubmissionResult:
+    """INVALID: remove what was stored for this zip and report the reason (nothing half-written)."""
+    dock.discard_package(sha)
+    return _publish(SubmissionResult(learnware_id=sha, status=Status.INVALID, reason=exc.message, code=exc.code,
+                                     timings=timings))
+
+
 @flow(name="submit-learnware", log_prints=False)
 def submit_learnware(zip_path: str | None = None, zip_bytes: bytes | None = None,
                      semantic_spec: dict[str, Any] | None = None, home: str | None = None,
@@ -57,9 +64,7 @@ def submit_learnware(zip_path: str | None = None, zip_bytes: bytes | None = None
     try:
         lw = _timed(timings, "validate", validate, dock, str(stored), semantic_spec)
     except InvalidPackageError as exc:
-        dock.discard_package(sha)
-        return _publish(SubmissionResult(learnware_id=sha, status=Status.INVALID, reason=exc.message, code=exc.code,
-                                         timings=timings))
+        return _reject(dock, sha, exc, timings)
     if (rec := dock.existing(lw.id)) is not None:
         return _publish(SubmissionResult(learnware_id=lw.id, name=rec.name, status=rec.status, duplicate=True,
                                          reason=f"already in the market ({rec.reason or rec.status.value})",
@@ -69,17 +74,13 @@ def submit_learnware(zip_path: str | None = None, zip_bytes: bytes | None = None
         report = _timed(timings, "check", check, dock, lw)
     except RuntimeBuildError as exc:
         if exc.code == "requirement_disallowed":
-            dock.discard_package(sha)
-            return _publish(SubmissionResult(learnware_id=sha, status=Status.INVALID, reason=exc.message,
-                                             code=exc.code, timings=timings))
+            return _reject(dock, sha, exc, timings)
         runtime = RuntimeInfo(env_key="unbuilt", mode="unbuilt", python="", image_note=exc.message)
         report = CheckReport(Status.NONUSABLE, f"runtime could not be built: {exc.message}", exc.code)
     try:
         spec = _timed(timings, "specify", specify, dock, lw)
     except InvalidPackageError as exc:
-        dock.discard_package(sha)
-        return _publish(SubmissionResult(learnware_id=sha, status=Status.INVALID, reason=exc.message, code=exc.code,
-                                         timings=timings))
+        return _reject(dock, sha, exc, timings)
     ref = _timed(timings, "register", register, dock, lw, report, spec, runtime, dict(timings))
     try:  # compensate only after catalog's retries are spent: Prefect 3.8.8 fires on_rollback on a failed attempt
         _timed(timings, "catalog", catalog, dock, lw, report, spec, runtime, ref)
