@@ -132,14 +132,16 @@ class Dock:
         envs = self.environments()
         env = envs.ensure(learnware.requirements, mode=self.runtime_mode)
         ctx_dir = self.settings.home / "oci" / learnware.id
-        if not (ctx_dir / "Containerfile").is_file():  # content-addressed: an existing context is the same one
+        if (ctx_dir / "Containerfile").is_file():  # content-addressed: an existing context is the same one
+            ctx = oci.BuildContext(ctx_dir, ctx_dir / "Containerfile", ctx_dir / "requirements.lock", True, "cached")
+        else:  # written beside its final place (same filesystem) and renamed in: never half-written
             shutil.rmtree(ctx_dir, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(dir=ctx_dir.parent if ctx_dir.parent.exists() else None))
             ctx_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp)
-            oci.write_build_context(learnware, tmp, environment=env, envs=envs)
+            tmp = Path(tempfile.mkdtemp(dir=ctx_dir.parent, prefix=".part-"))
+            written = oci.write_build_context(learnware, tmp, environment=env, envs=envs)
             os.replace(tmp, ctx_dir)
-        ctx = oci.BuildContext(ctx_dir, ctx_dir / "Containerfile", ctx_dir / "requirements.lock", True, "cached")
+            ctx = oci.BuildContext(ctx_dir, ctx_dir / "Containerfile", ctx_dir / "requirements.lock", written.locked,
+                                   written.lock_source)
         image = oci.build_image(ctx) if self.build_images else oci.ImageBuildResult(False, "image builds disabled")
         return RuntimeInfo(env.key, env.mode, str(env.python), str(ctx_dir), bool(image.built),
                            image.image_id, image.reason or "")
