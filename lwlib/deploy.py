@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 ReuserKind = Literal["auto", "top1", "job_selector", "averaging", "ensemble_pruning", "feature_augment"]
 MIN_LABELS_FOR_LEARNING = 10
+COLUMN_MAPS_PART = "column_maps"  # solution part: learnware id → ColumnMap (user space → its space)
 
 
 class RuntimeLearnware:
@@ -187,6 +188,8 @@ def reuse_learnwares(dock: Any, entries: Sequence[SearchEntry], result: SearchRe
             reuser.fit(Xc)
         predictions = reuser.predict(Xc)
         solution, parts = reuser.to_solution(), reuser.parts()
+        if maps:  # a deployed solution must map user rows the same way: our own fitted maps travel as parts
+            parts[COLUMN_MAPS_PART] = {lid: maps[lid].column_map for lid in ids if lid in maps}
     logger.info("reused %d learnwares with %s (%s)", len(ids), kind_, task)
     return ReuseOutcome(kind_, tuple(ids), tuple(weights), np.asarray(predictions), solution, parts,
                         f"{kind_} over {len(ids)} learnware(s)")

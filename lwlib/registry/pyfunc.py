@@ -140,6 +140,11 @@ class SolutionPyfunc(mlflow.pyfunc.PythonModel):
         self._host = _RuntimeHost(str(config.get("runtime_mode", "auto")))
         keys = sorted(k for k in arts if k.startswith(_MEMBER_PREFIX))
         self._members = [self._host.open(arts[k], k) for k in keys]
+        maps = self._parts.pop("column_maps", None)  # cross-feature-space solutions (lwlib.deploy.COLUMN_MAPS_PART)
+        if maps:
+            from lwlib.reuse.hetero import HeteroLearnware
+
+            self._members = [HeteroLearnware(m, maps[m.id]) if m.id in maps else m for m in self._members]
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # MLflow reads hints
         return predict_solution(self._solution, self._members, _as_matrix(model_input), self._parts)

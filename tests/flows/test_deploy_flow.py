@@ -121,3 +121,9 @@ def test_user_in_another_feature_space_is_served_through_description_alignment(t
     mse = float(np.mean((pred - y) ** 2))
     mean_in_market = np.mean([np.mean((Xu_full @ w - y) ** 2) for w in coefs])
     assert mse < 0.5 * mean_in_market
+
+    import mlflow  # the deployed solution maps user rows the same way (its column maps are saved with it)
+
+    mlflow.set_tracking_uri(Settings(home=home).mlflow_uri)
+    served = mlflow.pyfunc.load_model(out.model_uri.rsplit("/", 1)[0] + "@usable")
+    np.testing.assert_allclose(np.asarray(served.predict(Xu_full[:40, cols])).reshape(-1), pred[:40], rtol=1e-6)
