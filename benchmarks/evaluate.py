@@ -9,7 +9,6 @@ the numbers equal what the isolated runtimes return (the runtime tests check tha
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -98,9 +97,3 @@ def summarise(scenario: Scenario, rows: Sequence[UserRow]) -> dict[str, Any]:
             "mixture_has_truth_share": float(np.mean(with_truth)) if with_truth else None,
             "search_seconds_median": float(np.median([r.search_seconds for r in rows])) if rows else 0.0,
             "users": [r.to_dict() for r in rows]}
-
-
-def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0

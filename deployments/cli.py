@@ -192,19 +192,17 @@ def search(data: Path = typer.Option(..., "--data", "-d", exists=True, help="You
            top: int = typer.Option(10, "--top", "-k", help="How many single matches to show"),
            home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
     """Find the learnwares (and the best weighted mixture) that fit your data. Your data stay here: only its RKME is compared."""
-    configure(home, verbose)
+    dock = _dock(configure(home, verbose))
+    from flows.deploy import DeployResult
     from lwlib.deploy import market_entries, semantic_filter, stat_search
     from lwlib.userdata import load_table
 
     X, _ = load_table(data)
+    query = _read_semantic(semantic)
     with console.status("searching the market..."):
-        entries, _ = semantic_filter(market_entries(_dock(configure(home))), _read_semantic(semantic))
-        result = stat_search(entries, X, top_k=top, query=_read_semantic(semantic))
-    from flows.deploy import DeployResult
-
-    _print_search(DeployResult(singles=[m.__dict__ for m in result.singles], message=result.message,
-                               mixtures=[{**m.__dict__, "learnware_ids": list(m.learnware_ids),
-                                          "weights": list(m.weights)} for m in result.mixtures]))
+        entries, _ = semantic_filter(market_entries(dock), query)
+        result = stat_search(entries, X, top_k=top, query=query)
+    _print_search(DeployResult.from_search(result))
 
 
 @app.command()

@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from flows.results import markdown_table
+from lwlib.search import SearchResult
 from lwlib.userdata import load_table
 from tasks._common import get_dock
 from tasks.deploy import deploy
@@ -35,6 +36,12 @@ class DeployResult(BaseModel):
     message: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
 
+    @classmethod
+    def from_search(cls, result: SearchResult) -> "DeployResult":
+        """The search part (single and mixture matches, message) before anything is reused."""
+        found = result.to_dict()
+        return cls(singles=found["singles"], mixtures=found["mixtures"], message=result.message)
+
 
 @flow(name="find-and-reuse")
 def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, labelled_data: str | None = None,
@@ -49,9 +56,7 @@ def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, la
     timings["semantic_search"] = time.perf_counter() - t0
     result = stat_search(entries, X, top_k, max_mixture, requirement)
     timings["stat_search"] = time.perf_counter() - t0 - sum(timings.values())
-    out = DeployResult(singles=[m.__dict__ for m in result.singles],
-                       mixtures=[{**m.__dict__, "learnware_ids": list(m.learnware_ids), "weights": list(m.weights)}
-                                 for m in result.mixtures], message=result.message)
+    out = DeployResult.from_search(result)
     outcome = reuse(dock, entries, result, X, reuser, X_label, y_label) if result.singles else None
     timings["reuse"] = time.perf_counter() - t0 - sum(timings.values())
     if outcome is not None:
