@@ -9,7 +9,7 @@ from lwlib.dock import Dock
 from lwlib.errors import CatalogError, InvalidPackageError, LwdockError, RegistryError, RuntimeBuildError
 from lwlib.settings import Settings
 
-TRANSIENT_CODES = {"catalog_locked", "build_timeout", "network", "registry_error", "catalog_error", "fault_injected"}
+RETRYABLE_BUILD_CODES = frozenset({"runtime_build_timeout"})  # codes lwlib.runtime.env raises; the rest are final
 
 
 def transient_only(task: Any, task_run: Any, state: Any) -> bool:
@@ -18,10 +18,10 @@ def transient_only(task: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except InvalidPackageError:
         return False
-    except (CatalogError, RegistryError) as exc:
-        return exc.code != "fault_injected"
+    except (CatalogError, RegistryError):
+        return True
     except RuntimeBuildError as exc:
-        return exc.code in TRANSIENT_CODES
+        return exc.code in RETRYABLE_BUILD_CODES
     except LwdockError:
         return False
     except Exception:  # noqa: BLE001 - unknown errors (I/O, OS) may be transient
