@@ -28,7 +28,7 @@ from lwlib.reuse import AveragingReuser, FeatureAlignReuser, InProcessLearnware,
 from lwlib.reuse.hetero import HeteroLearnware
 from lwlib.search.hetero import HeteroSearcher, HeteroSearchResult, input_descriptions
 from lwlib.semantic import SemanticSpec
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 __all__ = ["evaluate_hetero", "score_hetero_user"]
 

@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
 from benchmarks.scenarios.base import Scenario, UserTask
-from lwlib.errors import BenchmarkDataError
+from benchmarks.errors import BenchmarkDataError
 
 __all__ = ["loss", "market_losses", "mean_in_market", "best_in_market"]
 

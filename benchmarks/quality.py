@@ -24,7 +24,7 @@ from benchmarks.scenarios.base import Scenario, UserTask
 from lwlib.reuse import EnsemblePruningReuser, FeatureAugmentReuser, InProcessLearnware
 from lwlib.search import MarketSearcher
 from lwlib.semantic import SemanticSpec
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 __all__ = ["LABEL_SIZES", "fit_specs", "search_users", "label_curves", "evaluate_scenario", "reference_summary"]
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwlib.spec.kernels import rbf_kernel
-from lwlib.spec.rkme import RKMETableSpec, _data_terms, _solve_beta
+from lwlib.rkme.kernels import rbf_kernel
+from lwlib.rkme.rkme import RKMETableSpec, _data_terms, _solve_beta
 
 logger = logging.getLogger(__name__)
 

@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-performance", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    from deployments.cli import configure
+    from lwlib.settings import configure_process
 
-    configure(Path(tempfile.mkdtemp(prefix="lwdock-bench-home-")))
+    configure_process(Path(tempfile.mkdtemp(prefix="lwdock-bench-home-")))
     logging.basicConfig(level=logging.WARNING)
     from benchmarks.quality import evaluate_scenario
 

@@ -35,8 +35,8 @@ import torch
 from lwlib.search.index import SpecIndex
 from lwlib.search.mixture import mixture_weights, search_mixture_greedy
 from lwlib.search.single import score_single
-from lwlib.spec.kernels import rbf_kernel
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.kernels import rbf_kernel
+from lwlib.rkme.rkme import RKMETableSpec
 
 K, D, GAMMA, TOP_K = 100, 20, 0.1, 10
 

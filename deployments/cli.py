@@ -30,22 +30,9 @@ STATUS_STYLE = {"USABLE": "green", "NONUSABLE": "yellow", "INVALID": "red"}
 
 def configure(home: Optional[Path], verbose: bool = False) -> Path:
     """Point the dock, Prefect and MLflow at one home, offline, before Prefect is imported."""
-    resolved = (home or Path(os.environ.get("LWDOCK_HOME", Path.home() / ".lwdock"))).expanduser().resolve()
-    resolved.mkdir(parents=True, exist_ok=True)
-    os.environ["LWDOCK_HOME"] = str(resolved)
-    for key, value in {"PREFECT_HOME": str(resolved / "prefect"), "DO_NOT_TRACK": "1",
-                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "HF_HUB_OFFLINE": "1",
-                       "TOKENIZERS_PARALLELISM": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
-        os.environ.setdefault(key, value)
-    if not verbose:
-        import logging
+    from lwlib.settings import configure_process
 
-        for name in ("mlflow", "alembic", "lwlib"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # thread-timeout notices would flood the screen
-        os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
-    return resolved
+    return configure_process(home, quiet=not verbose)
 
 
 def _dock(home: Path) -> Any:
@@ -238,8 +225,12 @@ def demo(size: str = typer.Option("small", help="small (the demo) | tiny (a smok
     """Build a market from real bundled data through the submission flow, run user tasks through the deploying
     flow, print the results table and write a plot."""
     h = configure(home or Path(".lwdock-demo"), verbose)
-    from benchmarks.demo import run_demo
+    import importlib
 
+    try:  # the benchmark package is an optional extra of the CLI, never a static dependency of deployments/
+        run_demo = importlib.import_module("benchmarks.demo").run_demo
+    except ImportError as exc:
+        _fail(RuntimeError(f"the demo needs the benchmark package and its data extra ({exc}); run `make demo`"))
     run_demo(home=h, size=size, console=console, scenarios=tuple(scenario))
     console.print(ui_hints(h))
 

@@ -27,8 +27,6 @@ __all__ = [
     "RegistryError",
     "SearchError",
     "ReuseError",
-    "BenchmarkDataError",
-    "ReferenceRunError",
 ]
 
 
@@ -155,15 +153,3 @@ class ReuseError(LwdockError):
     """A reuser cannot be built from the given learnwares or data."""
 
     default_code = "reuse_error"
-
-
-class BenchmarkDataError(LwdockError):
-    """A benchmark scenario is unknown or its offline data set is not installed."""
-
-    default_code = "benchmark_data"
-
-
-class ReferenceRunError(LwdockError):
-    """The reference ``learnware`` package cannot be run side by side (venv missing, runner failed or timed out)."""
-
-    default_code = "reference_run"

@@ -10,7 +10,35 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "configure_process"]
+
+
+PROCESS_DEFAULTS = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                    "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+                    "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+def configure_process(home: Path | str | None, *, quiet: bool = True) -> Path:
+    """Point this process (the dock, and Prefect and MLflow once imported) at one home, offline.
+
+    Why here: the CLI, the demo and the benchmark runner are separate entry points that must agree on where
+    Prefect keeps its database and that nothing phones home; they call this before Prefect is imported.
+    """
+    resolved = Path(home).expanduser().resolve() if home is not None else _default_home()
+    resolved.mkdir(parents=True, exist_ok=True)
+    os.environ["LWDOCK_HOME"] = str(resolved)
+    os.environ.setdefault("PREFECT_HOME", str(resolved / "prefect"))
+    for key, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if quiet:
+        import logging
+
+        for name in ("mlflow", "alembic", "lwlib"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # thread-timeout notices would flood the screen
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
+    return resolved
 
 
 def _default_home() -> Path:

@@ -41,7 +41,7 @@ class SpecReport:
 
 def generate_table_spec(X: Any, *, random_state: int = 0) -> Any:
     """Fit a default table RKME on submitter-supplied data (used when the package ships no spec)."""
-    from lwlib.spec.rkme import RKMETableSpec
+    from lwlib.rkme.rkme import RKMETableSpec
 
     return RKMETableSpec(random_state=random_state).fit(X)
 

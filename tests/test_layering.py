@@ -1,4 +1,4 @@
-"""The engine stays orchestration-free: lwlib must not import prefect, and only lwlib/registry imports mlflow."""
+"""Dependencies point one way (deployments → flows → tasks → lwlib; benchmarks on top): checked on every import."""
 
 from __future__ import annotations
 
@@ -36,3 +36,28 @@ def test_only_registry_imports_mlflow() -> None:
 def test_tasks_do_not_import_flows_or_deployments() -> None:
     for p in (ROOT / "tasks").rglob("*.py"):
         assert not ({"flows", "deployments"} & _imported_modules(p)), p
+
+
+LAYERS = {  # package -> top-level packages of this repo it must never import
+    "lwlib": {"tasks", "flows", "deployments", "benchmarks"},
+    "tasks": {"flows", "deployments", "benchmarks"},
+    "flows": {"deployments", "benchmarks"},
+    "deployments": {"benchmarks"},
+}
+
+
+def test_layers_point_one_way() -> None:
+    offenders = {}
+    for pkg, forbidden in LAYERS.items():
+        for p in (ROOT / pkg).rglob("*.py"):
+            bad = forbidden & _imported_modules(p)
+            if bad:
+                offenders[str(p.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}
+
+
+def test_layering_check_sees_lazy_imports(tmp_path: Path) -> None:
+    """The checker must catch an import hidden inside a function, not only module-level ones."""
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from benchmarks.demo import run_demo\n    import flows.deploy\n")
+    assert {"benchmarks", "flows"} <= _imported_modules(f)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lwlib.errors import ReferenceRunError
+from benchmarks.errors import ReferenceRunError
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from lwlib.errors import BenchmarkDataError
+from benchmarks.errors import BenchmarkDataError
 
 __all__ = [
     "LearnwareSource",

@@ -36,7 +36,7 @@ from benchmarks.scenarios.base import (
     reference_semantic,
     register,
 )
-from lwlib.errors import BenchmarkDataError
+from benchmarks.errors import BenchmarkDataError
 
 __all__ = ["FASHION_DIR", "LEARNWARE_MIX", "USER_MIX", "load_image_pools", "build_image"]
 

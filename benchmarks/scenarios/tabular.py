@@ -31,7 +31,7 @@ from benchmarks.scenarios.base import (
     reference_semantic,
     register,
 )
-from lwlib.errors import BenchmarkDataError
+from benchmarks.errors import BenchmarkDataError
 
 __all__ = ["FEATURE_SETS", "load_employment_frame", "build_tabular", "build_tabular_hetero"]
 

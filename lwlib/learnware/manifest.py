@@ -3,7 +3,7 @@
 The reference loads this file with PyYAML's ``FullLoader`` and imports whatever module a stat-spec entry names,
 calling it with uploader kwargs. Here the YAML is size-capped and parsed with a safe loader (plus the harmless
 ``!!python/tuple`` tag the reference's own ``yaml.dump`` writes for shapes), aliases are refused, a spec entry can
-only name a type from :data:`lwlib.spec.registry.SPEC_TYPES`, and every path must stay inside the package.
+only name a type from :data:`lwlib.rkme.types.SPEC_TYPES`, and every path must stay inside the package.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ REFERENCE_SPEC_MODULES = frozenset({
 
 
 def _known_spec_types() -> frozenset[str]:
-    from lwlib.spec.registry import SPEC_TYPES  # lazy: the spec stack pulls in torch
+    from lwlib.rkme.types import SPEC_TYPES  # lazy: the spec stack pulls in torch
 
     return frozenset(SPEC_TYPES)
 

@@ -23,7 +23,7 @@ from lwlib.learnware.requirements import Requirements, read_requirements
 from lwlib.semantic import SemanticSpec
 
 if TYPE_CHECKING:
-    from lwlib.spec.base import BaseStatSpec
+    from lwlib.rkme.base import BaseStatSpec
 
 __all__ = ["Learnware", "open_learnware", "load_semantic_file"]
 
@@ -130,7 +130,7 @@ def open_learnware(
         requirements code; :class:`UnsafeArchiveError`, :class:`SpecFormatError` and :class:`SemanticSpecError`
         are subclasses.
     """
-    from lwlib.spec.registry import load_spec_file  # lazy: pulls in torch
+    from lwlib.rkme.types import load_spec_file  # lazy: pulls in torch
 
     zip_path = Path(zip_path)
     if not zip_path.is_file():

@@ -263,7 +263,7 @@ def package_learnware(
         out_shape = tuple(int(v) for v in output_shape)
 
     if spec is None:
-        from lwlib.spec.rkme import RKMETableSpec
+        from lwlib.rkme.rkme import RKMETableSpec
 
         spec = RKMETableSpec().fit(X)
     spec_type = getattr(spec, "type_name", RKME_TABLE_TYPE)

@@ -25,7 +25,7 @@ from lwlib.errors import ReuseError
 from lwlib.reuse.base import BaseReuser, ReusableLearnware
 from lwlib.reuse.combine import augment_features, mlp_forward
 from lwlib.reuse.feature_augment import fit_augment_head
-from lwlib.spec.kernels import median_heuristic_gamma
+from lwlib.rkme.kernels import median_heuristic_gamma
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ def pullback_spec(spec: Any, column_map: Any, user_X: Any = None, *, ridge: floa
     ReuseError
         The map drops user columns and no ``user_X`` was given.
     """
-    from lwlib.spec.rkme import RKMETableSpec
+    from lwlib.rkme.rkme import RKMETableSpec
 
     Z = np.asarray(spec.z_, dtype=np.float64)
     out = np.empty((Z.shape[0], column_map.n_user))
@@ -155,7 +155,7 @@ def reusable_in_user_space(learnware: Any, column_map: Any, user_X: Any, *, task
     if column_map is not None and column_map.user_cols.size >= min_matched:
         return HeteroLearnware(learnware, column_map, user_X=user_X)
     from lwlib.reuse.feature_align import FeatureAlignReuser
-    from lwlib.spec.rkme import RKMETableSpec
+    from lwlib.rkme.rkme import RKMETableSpec
 
     logger.info("no usable column map for learnware %s; falling back to FeatureAlignReuser", learnware.id)
     X = check_array(user_X, name="user_X")

@@ -27,7 +27,7 @@ from lwlib._validation import check_is_fitted
 from lwlib.errors import ReuseError
 from lwlib.reuse.base import BaseReuser, ReusableLearnware, _is_learnware_list
 from lwlib.reuse.combine import route_rows, router_index
-from lwlib.spec.kernels import median_heuristic_gamma, rbf_kernel, stack_specs
+from lwlib.rkme.kernels import median_heuristic_gamma, rbf_kernel, stack_specs
 
 logger = logging.getLogger(__name__)
 

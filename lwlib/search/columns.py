@@ -71,7 +71,7 @@ def description_similarity(user_texts: Sequence[str], target_texts: Sequence[str
     S = np.where(num_u[:, None] == num_t[None, :], S, S * NUMBER_MISMATCH_FACTOR)
     S = S * _substitution_factor(nu, nt, S)
     if use_embeddings:
-        from lwlib.spec.text import embed_texts
+        from lwlib.rkme.text import embed_texts
 
         E = embed_texts(list(user_texts) + list(target_texts))
         E = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)

@@ -39,7 +39,7 @@ from lwlib.search.mixture import search_mixture_greedy
 from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
 from lwlib.search.searcher import SearchEntry, _pick_stat_spec
 from lwlib.search.single import score_single
-from lwlib.spec.kernels import stack_specs
+from lwlib.rkme.kernels import stack_specs
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class HeteroSearcher(LwEstimator):
 
     def _user_spec(self, index: SpecIndex, Xm: NDArray[np.float64]) -> Any:
         """User RKME fitted in the projected space's standardised units, returned in raw units."""
-        from lwlib.spec.rkme import RKMETableSpec
+        from lwlib.rkme.rkme import RKMETableSpec
 
         view = next(iter(index.groups.values())).view("market")
         spec = RKMETableSpec(reduced_set_size=self.user_reduced_set_size, gamma=view.gamma)

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from lwlib.constants import RKME_LEGACY_TYPE, RKME_TABLE_TYPE
 from lwlib.errors import SearchError
-from lwlib.spec.kernels import (as_tensor, median_heuristic_gamma, rbf_kernel, self_inner_products,
+from lwlib.rkme.kernels import (as_tensor, median_heuristic_gamma, rbf_kernel, self_inner_products,
                                 stack_specs)
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class KernelView:
               positions: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
         """⟨Q, Φ_i⟩ for a transformed query against the specs at ``positions`` (all if None), batched.
 
-        Same algebra as :func:`lwlib.spec.kernels.rbf_kernel`, fused with the view's cached squared norms of the
+        Same algebra as :func:`lwlib.rkme.kernels.rbf_kernel`, fused with the view's cached squared norms of the
         reduced points so a query pays one matmul and one ``exp`` per block.
         """
         if positions is None:

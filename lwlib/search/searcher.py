@@ -119,7 +119,7 @@ class MarketSearcher(LwEstimator):
 
     def _user_spec_from_data(self, user_X: Any) -> Any:
         """Fit the user's RKME on the user side; in market mode fit it in the market's standardised space."""
-        from lwlib.spec.rkme import RKMETableSpec
+        from lwlib.rkme.rkme import RKMETableSpec
 
         X = check_array(user_X, name="user_X")
         group = self.index_.groups.get((RKME_TABLE_TYPE, X.shape[1]))

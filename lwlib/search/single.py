@@ -21,7 +21,7 @@ from lwlib.errors import SearchError
 from lwlib.search.index import KernelView, SpecGroup, SpecIndex
 from lwlib.search.result import SingleMatch
 from lwlib.search.scores import absolute_scores
-from lwlib.spec.kernels import as_tensor
+from lwlib.rkme.kernels import as_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def rank_single(index: SpecIndex, query_spec: Any, *, top_k: int | None = 10, ke
     Examples
     --------
     >>> import numpy as np
-    >>> from lwlib.spec.rkme import RKMETableSpec
+    >>> from lwlib.rkme.rkme import RKMETableSpec
     >>> rng = np.random.default_rng(0)
     >>> specs = [RKMETableSpec(reduced_set_size=5).fit(rng.normal(m, 1, (60, 3))) for m in (0, 5)]
     >>> idx = SpecIndex.build(["a", "b"], specs)

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks.reference import driver
 from benchmarks.reference.driver import ReferenceUser, available, run_reference, write_inputs
-from lwlib.errors import ReferenceRunError
+from benchmarks.errors import ReferenceRunError
 
 FAKE_PY = """#!/usr/bin/env bash
 # Fake interpreter: records its argv and HOME, then writes canned runner output to the --out path.

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks.metrics import best_in_market, loss, market_losses, mean_in_market
 from benchmarks.scenarios import Scenario, available_scenarios, build
 from benchmarks.scenarios.image import FASHION_DIR, load_image_pools
-from lwlib.errors import BenchmarkDataError
+from benchmarks.errors import BenchmarkDataError
 
 FAST = ["tabular", "tabular_hetero", "image"]
 SEMANTIC_KEYS = {"Data", "Task", "Library", "Scenario", "License", "Name", "Description", "Input", "Output"}

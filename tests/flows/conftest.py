@@ -1,21 +1,10 @@
-"""Integration fixtures: one real Prefect test server per session, real MLflow sqlite and DuckDB per test."""
+"""Integration fixtures: real MLflow sqlite and DuckDB per module (the Prefect test server is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from lwlib.errors import InvalidPackageError
 from lwlib.learnware.manifest import MAX_MANIFEST_BYTES, Manifest, ModelEntry, StatSpecEntry, parse_manifest
-from lwlib.spec.registry import SPEC_TYPES
+from lwlib.rkme.types import SPEC_TYPES
 
 
 def _code(text: str | bytes) -> str:

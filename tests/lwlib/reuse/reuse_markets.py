@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from lwlib.reuse import InProcessLearnware
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 
 @dataclass

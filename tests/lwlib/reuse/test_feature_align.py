@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 
 from lwlib.errors import ReuseError
 from lwlib.reuse import FeatureAlignReuser, InProcessLearnware, predict_solution
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 CENTRES = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 3.0, 1.5]])
 SPREADS = np.array([0.4, 0.7, 1.0])

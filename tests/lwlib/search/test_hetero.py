@@ -12,7 +12,7 @@ from lwlib.reuse.hetero import AlignedLearnware, HeteroLearnware, pullback_spec,
 from lwlib.search.hetero import (ColumnMap, HeteroSearcher, align_by_descriptions, combined_score,
                                  description_similarity, input_descriptions)
 from lwlib.semantic import SemanticSpec
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 # Six latent columns, each with a description; feature engineerings pick subsets in their own order and wording.
 LATENT = ("outdoor temperature in degrees celsius", "relative humidity percent", "wind speed in km per hour",

@@ -8,7 +8,7 @@ import pytest
 from lwlib.search.index import SpecIndex
 from lwlib.search.mixture import mixture_weights, search_mixture_greedy, search_mixture_joint, simplex_qp_batch
 from lwlib.search.single import score_single
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 D, N = 6, 20
 

@@ -10,7 +10,7 @@ from lwlib.base import clone
 from lwlib.errors import LwdockError, NotFittedError
 from lwlib.search.searcher import MarketSearcher, SearchEntry
 from lwlib.semantic import SemanticQuery, make_semantic_spec
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 D, N = 12, 20
 

@@ -8,8 +8,8 @@ import pytest
 from lwlib.errors import SearchError
 from lwlib.search.index import SpecIndex
 from lwlib.search.single import rank_single, score_single
-from lwlib.spec.kernels import mmd2_batch
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.kernels import mmd2_batch
+from lwlib.rkme.rkme import RKMETableSpec
 
 D, N = 8, 24
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from lwlib.spec.base import BaseStatSpec
-from lwlib.spec.kernels import mmd2_batch, median_heuristic_gamma, rbf_kernel, self_inner_products, stack_specs
-from lwlib.spec.registry import SPEC_TYPES, load_spec_file, spec_from_dict
-from lwlib.spec.rkme import RKMETableSpec
-from lwlib.spec.text import RKMETextSpec, embed_texts
+from lwlib.rkme.base import BaseStatSpec
+from lwlib.rkme.kernels import mmd2_batch, median_heuristic_gamma, rbf_kernel, self_inner_products, stack_specs
+from lwlib.rkme.types import SPEC_TYPES, load_spec_file, spec_from_dict
+from lwlib.rkme.rkme import RKMETableSpec
+from lwlib.rkme.text import RKMETextSpec, embed_texts
 
 __all__ = [
     "BaseStatSpec",

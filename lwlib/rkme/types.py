@@ -12,9 +12,9 @@ from typing import Any
 
 from lwlib.constants import RKME_LEGACY_TYPE, RKME_TABLE_TYPE, RKME_TEXT_TYPE
 from lwlib.errors import SpecFormatError
-from lwlib.spec.base import BaseStatSpec, read_spec_json
-from lwlib.spec.rkme import RKMETableSpec
-from lwlib.spec.text import RKMETextSpec
+from lwlib.rkme.base import BaseStatSpec, read_spec_json
+from lwlib.rkme.rkme import RKMETableSpec
+from lwlib.rkme.text import RKMETextSpec
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import torch
 
 from lwlib.base import clone
 from lwlib.errors import LwdockError, NotFittedError, SpecFormatError
-from lwlib.spec.kernels import rbf_kernel
-from lwlib.spec.rkme import RKMETableSpec, _data_terms, _z_direction, effective_reduced_set_size
+from lwlib.rkme.kernels import rbf_kernel
+from lwlib.rkme.rkme import RKMETableSpec, _data_terms, _z_direction, effective_reduced_set_size
 
 
 def _mixture(n: int, d: int = 3, seed: int = 0, shift: float = 0.0) -> np.ndarray:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics.pairwise import rbf_kernel as sk_rbf
 
-import lwlib.spec.kernels as kernels
+import lwlib.rkme.kernels as kernels
 from lwlib.errors import LwdockError
-from lwlib.spec.kernels import mmd2_batch, median_heuristic_gamma, rbf_kernel, self_inner_products, stack_specs
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.kernels import mmd2_batch, median_heuristic_gamma, rbf_kernel, self_inner_products, stack_specs
+from lwlib.rkme.rkme import RKMETableSpec
 
 
 @pytest.fixture(scope="module")

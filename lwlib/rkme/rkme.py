@@ -24,8 +24,8 @@ from lwlib._validation import check_array, check_is_fitted, validate_params
 from lwlib.constants import (RKME_DEFAULT_GAMMA, RKME_DEFAULT_K, RKME_LEGACY_TYPE, RKME_MAX_REDUCED_SET_SIZE,
                              RKME_MIN_K_WHEN_CAPPED, RKME_TABLE_TYPE)
 from lwlib.errors import LwdockError, SpecFormatError
-from lwlib.spec.base import BaseStatSpec
-from lwlib.spec.kernels import as_tensor, rbf_kernel
+from lwlib.rkme.base import BaseStatSpec
+from lwlib.rkme.kernels import as_tensor, rbf_kernel
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from lwlib.errors import LwdockError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lwlib.spec.rkme import RKMETableSpec
+    from lwlib.rkme.rkme import RKMETableSpec
 
 logger = logging.getLogger(__name__)
 

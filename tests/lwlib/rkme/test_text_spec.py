@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lwlib.errors import LwdockError, SpecFormatError
-from lwlib.spec.text import RKMETextSpec, detect_languages, embed_texts
+from lwlib.rkme.text import RKMETextSpec, detect_languages, embed_texts
 
 SPORT = ["The football team won the match last night.", "The striker scored two goals in the final.",
          "Fans cheered as the players lifted the trophy.", "The coach praised the defence after the game.",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lwlib.errors import SpecFormatError
-from lwlib.spec import SPEC_TYPES, RKMETableSpec, RKMETextSpec, load_spec_file, spec_from_dict
-from lwlib.spec.base import read_spec_json
+from lwlib.rkme import SPEC_TYPES, RKMETableSpec, RKMETextSpec, load_spec_file, spec_from_dict
+from lwlib.rkme.base import read_spec_json
 
 
 def _dict(type_: str, **extra: object) -> dict:

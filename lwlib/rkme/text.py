@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from lwlib.constants import RKME_TEXT_TYPE
 from lwlib.errors import LwdockError, SpecFormatError
-from lwlib.spec.rkme import RKMETableSpec
+from lwlib.rkme.rkme import RKMETableSpec
 
 logger = logging.getLogger(__name__)
 
