@@ -29,12 +29,18 @@ class SingleMatch:
         Squared MMD under the kernel recorded in :attr:`SearchResult.kernel`.
     rank : int
         0-based position in the ranking.
+    label_loss : float or None
+        Observed loss on the user's labelled rows (labelled search, shortlisted learnwares only).
+    combined_loss : float or None
+        The labels-and-specs estimate the labelled ranking used (regression: on a log scale).
     """
 
     learnware_id: str
     score: float
     mmd2: float
     rank: int
+    label_loss: float | None = None
+    combined_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class SearchResult:
         no statistical search ran.
     message : str
         Human-readable explanation, always set when the result is empty.
+    evidence : dict
+        Which evidence decided the ranking (``decided_by``: ``"P(X)"``, ``"labels"``, ``"specifications"``,
+        ``"agreement"`` or ``"combination"``), with the labels' weight; empty for plain searches.
     """
 
     singles: tuple[SingleMatch, ...] = ()
@@ -80,6 +89,7 @@ class SearchResult:
     semantic: tuple[SemanticMatch, ...] = ()
     kernel: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -95,6 +105,7 @@ class SearchResult:
             "semantic": [asdict(s) for s in self.semantic],
             "kernel": dict(self.kernel),
             "message": self.message,
+            "evidence": dict(self.evidence),
         }
 
     def to_markdown(self) -> str:
@@ -102,7 +113,13 @@ class SearchResult:
         lines: list[str] = []
         if self.message:
             lines += [f"_{self.message}_", ""]
-        if self.singles:
+        if self.singles and any(s.label_loss is not None for s in self.singles):
+            lines += ["| rank | learnware | score | MMD² | loss on labels | combined |", "|---:|---|---:|---:|---:|---:|"]
+            lines += [f"| {s.rank + 1} | `{s.learnware_id}` | {s.score:.3f} | {s.mmd2:.3g} | "
+                      + ("" if s.label_loss is None else f"{s.label_loss:.4g}") + " | "
+                      + ("" if s.combined_loss is None else f"{s.combined_loss:.4g}") + " |" for s in self.singles]
+            lines.append("")
+        elif self.singles:
             lines += ["| rank | learnware | score | MMD² |", "|---:|---|---:|---:|"]
             lines += [f"| {s.rank + 1} | `{s.learnware_id}` | {s.score:.3f} | {s.mmd2:.3g} |" for s in self.singles]
             lines.append("")
@@ -117,6 +134,8 @@ class SearchResult:
             lines += ["| learnware | text score | matched on |", "|---|---:|---|"]
             lines += [f"| `{s.learnware_id}` | {s.score:.2f} | {s.matched_on} |" for s in self.semantic]
             lines.append("")
+        if self.evidence:
+            lines.append("Evidence: " + ", ".join(f"{k}={v}" for k, v in self.evidence.items()))
         if self.kernel:
             lines.append("Kernel: " + ", ".join(f"{k}={v}" for k, v in self.kernel.items()))
         return "\n".join(lines).rstrip() + "\n"

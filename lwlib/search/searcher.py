@@ -27,6 +27,7 @@ from lwlib.constants import RKME_TABLE_TYPE
 from lwlib.errors import SearchError
 from lwlib.search.index import KERNEL_MODES, SpecIndex, spec_type_of
 from lwlib.search.mixture import search_mixture_greedy, search_mixture_joint
+from lwlib.search.requirement import Requirement
 from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
 from lwlib.search.scores import REFERENCE_MIN_SCORE, reference_scores
 from lwlib.search.semantic import SemanticSearcher
@@ -135,7 +136,9 @@ class MarketSearcher(LwEstimator):
 
         Parameters
         ----------
-        query : SemanticQuery, reference dict or None
+        query : Requirement, SemanticQuery, reference dict or None
+            A :class:`~lwlib.search.requirement.Requirement` carries everything (its labels are ignored here:
+            :class:`~lwlib.search.labelled.LabelledSearcher` uses them); the other forms are the legacy call.
         user_spec : fitted RKMETableSpec, optional
         user_X : array-like of shape (n_samples, n_features), optional
             Used only when ``user_spec`` is None: the RKME is generated here, the data go no further.
@@ -146,6 +149,8 @@ class MarketSearcher(LwEstimator):
             Empty with an explanatory ``message`` when nothing matches.
         """
         check_is_fitted(self, "index_")
+        if isinstance(query, Requirement):
+            query, user_spec, user_X = query.semantic, query.rkme, query.X
         semantic = self.semantic if self.semantic is not None else SemanticSearcher()
         sem = tuple(semantic.search(query, self.entries_)) if query is not None else ()
         if query is not None and not sem:

@@ -1,0 +1,229 @@
+"""The ``auto`` reuser choice: never worse than the top-1 learnware where the dock can know.
+
+With labelled rows the choice is made by held-out loss on them: reusers that do not learn from the labels
+(top-1, averaging, job selection) are scored on all labelled rows; reusers that do (ensemble pruning, feature
+augmentation) by k-fold cross-validation. A candidate replaces the top-1 only when it beats it by more than one
+standard error of the paired loss difference, so noise on a few rows does not swap a good single model for a worse
+ensemble. Without labels, a mixture is averaged only when it explains the user's data much better than the top-1
+alone (its MMD² at most ``mixture_gain`` × the top-1's) and no member is a near-duplicate of another; otherwise
+the top-1 is deployed. Diffuse mixture weights raise a warning. The weights returned are exactly the weights the
+deployed solution uses (the CLI shows them and the registry records them: one source of truth).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence, get_args
+
+import numpy as np
+from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
+
+from lwlib.errors import ReuseError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReuserKind", "REUSER_KINDS", "AutoChoice", "choose_reuser_auto", "make_reuser", "reuse_loss",
+           "MIXTURE_GAIN", "DIFFUSE_MAX_WEIGHT", "MIN_LABELS_FOR_CV"]
+
+#: The reuser kinds a user may ask for (the one ``Literal`` callers import, issue 14 §8).
+ReuserKind = Literal["auto", "top1", "job_selector", "averaging", "ensemble_pruning", "feature_augment"]
+REUSER_KINDS: tuple[str, ...] = get_args(ReuserKind)
+
+MIXTURE_GAIN = 0.5          # without labels: average a mixture only if its MMD² ≤ this × the top-1's
+DIFFUSE_MAX_WEIGHT = 0.6    # warn when no mixture member carries at least this weight
+MIN_LABELS_FOR_CV = 10      # fewer labelled rows: labelled reusers are not fitted, top-1 vs averaging only
+POOL_SIZE = 5               # singles offered to ensemble pruning / feature augmentation
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What ``auto`` deploys and why.
+
+    Attributes
+    ----------
+    kind : str
+        A concrete reuser kind (never ``"auto"``).
+    learnware_ids : tuple of str
+    weights : tuple of float
+        Exactly the weights the deployed solution uses; empty for ensemble pruning and feature augmentation,
+        whose weights are learnt when they are fitted (read them from the fitted reuser's ``to_solution()``).
+    evidence : dict
+        Held-out losses per candidate (with labels) or the mixture facts (without), and the rule that decided.
+    warnings : tuple of str
+    """
+
+    kind: str
+    learnware_ids: tuple[str, ...]
+    weights: tuple[float, ...]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def reuse_loss(task: str, y: Any, pred: Any) -> NDArray[np.float64]:
+    """Per-row loss: 0/1 error (scores are arg-maxed) or squared error averaged over output columns."""
+    p = np.asarray(pred)
+    yt = np.asarray(y)
+    if task == "classification":
+        lab = p.argmax(axis=1) if p.ndim == 2 and p.shape[1] > 1 else p.reshape(-1)
+        return (lab.reshape(-1) != yt.reshape(-1)).astype(np.float64)
+    return ((p.astype(np.float64).reshape(len(yt), -1) - yt.astype(np.float64).reshape(len(yt), -1)) ** 2).mean(1)
+
+
+def make_reuser(kind: str, members: Sequence[Any], weights: Sequence[float] | None, task: str) -> Any:
+    """The reuser object for a concrete kind over ``members`` (top-1 is an average of one)."""
+    from lwlib.reuse import (AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser)
+
+    if kind == "top1":
+        return AveragingReuser(list(members[:1]), task=task)
+    if kind == "averaging":
+        return AveragingReuser(list(members), task=task, weights=list(weights) if weights is not None else None)
+    if kind == "job_selector":
+        return JobSelectorReuser(list(members), task=task)
+    if kind == "ensemble_pruning":
+        return EnsemblePruningReuser(list(members), task=task)
+    if kind == "feature_augment":
+        return FeatureAugmentReuser(list(members), task=task)
+    raise ReuseError(f"unknown reuser {kind!r}; choose one of {', '.join(REUSER_KINDS)}.", code="unknown_reuser")
+
+
+def _folds(n: int, y: NDArray[Any], task: str, k: int, seed: int) -> list[NDArray[np.int64]]:
+    """k folds, stratified by class for classification (round-robin over each class's shuffled rows)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    if task == "classification":
+        yy = np.asarray(y).reshape(-1)[order]
+        order = order[np.argsort(yy, kind="stable")]
+    return [order[i::k] for i in range(k)]
+
+
+def _cv_predictions(kind: str, members: Sequence[Any], task: str, X: NDArray[np.float64], y: NDArray[Any],
+                    k: int, seed: int) -> NDArray[Any] | None:
+    """Out-of-fold predictions of a label-learning reuser; None when a fold cannot be fitted."""
+    out: NDArray[Any] | None = None
+    for val in _folds(X.shape[0], y, task, k, seed):
+        train = np.setdiff1d(np.arange(X.shape[0]), val)
+        if task == "classification" and np.unique(y[train]).size < 2:
+            return None
+        try:
+            r = make_reuser(kind, members, None, task).fit(X[train], y[train])
+            p = np.asarray(r.predict(X[val]))
+        except ReuseError as exc:
+            logger.info("auto: %s could not be cross-validated (%s)", kind, exc)
+            return None
+        if out is None:
+            out = np.empty((X.shape[0],) + p.shape[1:], dtype=p.dtype)
+        out[val] = p
+    return out
+
+
+def _mixture_of(result: Any) -> tuple[list[str], list[float], float | None]:
+    mix = result.mixtures[0] if getattr(result, "mixtures", ()) else None
+    if mix is None or len(mix.learnware_ids) < 2:
+        return [], [], None
+    return list(mix.learnware_ids), [float(w) for w in mix.weights], float(mix.mmd2)
+
+
+def _without_labels(result: Any, top: str, *, mixture_gain: float) -> AutoChoice:
+    ids, weights, mix_mmd2 = _mixture_of(result)
+    top_mmd2 = float(result.singles[0].mmd2)
+    if not ids:
+        return AutoChoice("top1", (top,), (1.0,), {"rule": "no mixture found: top-1", "top1_mmd2": top_mmd2})
+    ratio = mix_mmd2 / top_mmd2 if top_mmd2 > 0 else 1.0
+    evidence = {"top1_mmd2": top_mmd2, "mixture_mmd2": mix_mmd2, "mixture_gain": ratio,
+                "mixture": dict(zip(ids, weights)), "effective_members": float(1.0 / np.sum(np.square(weights)))}
+    warnings: list[str] = []
+    if max(weights) < DIFFUSE_MAX_WEIGHT:
+        warnings.append(f"mixture weights are diffuse ({', '.join(f'{w:.2f}' for w in weights)}): no learnware "
+                        "explains most of your data; give a few labels (--labels) so auto can check by held-out "
+                        "loss")
+    if ratio <= mixture_gain:
+        evidence["rule"] = f"mixture MMD² ≤ {mixture_gain} × top-1's: average the mixture with its weights"
+        return AutoChoice("averaging", tuple(ids), tuple(weights), evidence, tuple(warnings))
+    evidence["rule"] = (f"mixture MMD² is {ratio:.2f} × the top-1's (> {mixture_gain}): the extra learnwares explain "
+                        "too little of the data to risk averaging; top-1 deployed")
+    return AutoChoice("top1", (top,), (1.0,), evidence, tuple(warnings))
+
+
+def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any = None, y_labels: Any = None,
+                       predictors: Mapping[str, Any] | None = None, mixture_gain: float = MIXTURE_GAIN,
+                       pool_size: int = POOL_SIZE, cv_folds: int = 5, random_state: int = 0) -> AutoChoice:
+    """Choose what ``auto`` deploys for a search result (a pure function; the deploy step wires it).
+
+    Parameters
+    ----------
+    result : SearchResult
+        Singles best first (labelled search already used the labels), and the best mixture if any.
+    task : {"classification", "regression"}
+    X : ndarray, optional
+        The user's unlabelled rows (the job selector's routing is fitted on them).
+    X_labels, y_labels : ndarray, optional
+        Labelled rows; with them the choice is made by held-out loss.
+    predictors : mapping id → object with ``predict``
+        The candidate learnwares (sandboxed runtimes in the dock); required with labels.
+    mixture_gain : float
+        Without labels, the MMD² ratio (mixture / top-1) at or below which the mixture is averaged.
+    pool_size : int
+        Singles offered to ensemble pruning and feature augmentation.
+    cv_folds : int
+    random_state : int
+
+    Returns
+    -------
+    AutoChoice
+
+    Raises
+    ------
+    ReuseError
+        ``nothing_to_reuse`` when the result has no single learnware.
+    """
+    if not getattr(result, "singles", ()):
+        raise ReuseError("the search found no learnware to reuse; relax the requirement.", code="nothing_to_reuse")
+    top = result.singles[0].learnware_id
+    n = 0 if y_labels is None else int(np.asarray(y_labels).shape[0])
+    if n == 0 or predictors is None:
+        return _without_labels(result, top, mixture_gain=mixture_gain)
+    Xl = np.asarray(X_labels, dtype=np.float64)
+    yl = np.asarray(y_labels)
+    yl = yl.ravel() if yl.ndim == 2 and yl.shape[1] == 1 else yl
+    pool = [m.learnware_id for m in result.singles[:pool_size] if m.learnware_id in predictors]
+    all_mix, all_w, _ = _mixture_of(result)
+    mix_ids = [i for i in all_mix if i in predictors]
+    mix_w = np.asarray([all_w[all_mix.index(i)] for i in mix_ids])
+    cands: dict[str, tuple[tuple[str, ...], tuple[float, ...], NDArray[Any] | None]] = {}
+    get = lambda ids: [predictors[i] for i in ids]  # noqa: E731
+    with threadpool_limits(1):
+        cands["top1"] = ((top,), (1.0,), np.asarray(predictors[top].predict(Xl)))
+        if len(mix_ids) >= 2:
+            w = tuple(float(v) for v in mix_w / mix_w.sum())
+            av = make_reuser("averaging", get(mix_ids), w, task).fit(X)
+            cands["averaging"] = (tuple(mix_ids), w, np.asarray(av.predict(Xl)))
+            if X is not None:
+                js = make_reuser("job_selector", get(mix_ids), None, task).fit(np.asarray(X, dtype=np.float64))
+                cands["job_selector"] = (tuple(mix_ids), tuple(float(v) for v in js.mixture_weights_),
+                                         np.asarray(js.predict(Xl)))
+        if n >= MIN_LABELS_FOR_CV and len(pool) >= 2:
+            k = int(min(cv_folds, n // 2))
+            for kind in ("ensemble_pruning", "feature_augment"):
+                cands[kind] = (tuple(pool), (),
+                               _cv_predictions(kind, get(pool), task, Xl, yl, k, random_state))
+    losses = {kind: reuse_loss(task, yl, p) for kind, (_, _, p) in cands.items() if p is not None}
+    base = losses["top1"]
+    evidence: dict[str, Any] = {"n_labels": n, "held_out_loss": {k: float(v.mean()) for k, v in losses.items()}}
+    best_kind, best_gain = "top1", 0.0
+    for kind, lv in losses.items():
+        if kind == "top1":
+            continue
+        diff = base - lv
+        se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else np.inf
+        gain = float(diff.mean()) - se
+        if gain > best_gain:
+            best_kind, best_gain = kind, gain
+    evidence["rule"] = ("top-1: no reuser beat it by more than one standard error on the labelled rows"
+                        if best_kind == "top1" else
+                        f"{best_kind} beat top-1 by more than one standard error on the labelled rows")
+    ids, weights, _ = cands[best_kind]
+    if best_kind in ("ensemble_pruning", "feature_augment"):
+        weights = ()  # learnt when the reuser is fitted on all labelled rows: read them from its solution
+    return AutoChoice(best_kind, ids, weights, evidence, ())

@@ -1,0 +1,239 @@
+"""Labelled search: rank by what the specs say about the user's labels, then by real loss on a shortlist.
+
+Steps for a requirement with labelled rows (X_l, y_l):
+
+1. P(X) evidence, as without labels: exact MMD² of the user's RKME against every compatible learnware (batched).
+2. Label evidence from the specs: every learnware with a label-aware spec gets a predicted loss on the labelled
+   rows (:func:`lwlib.search.evidence.predicted_losses`) — no model runs for this, so it scales to the whole market.
+3. Shortlist: the best ``shortlist`` learnwares by P(X) plus the best ``shortlist`` by predicted loss.
+4. Real loss: each shortlisted learnware predicts all labelled rows in one batched call (in the dock: through its
+   sandboxed runtime).
+5. Combination (:func:`lwlib.search.evidence.combine_evidence`): observed losses shrunk towards a spec-based
+   prior with a strength set by n; the singles are ranked by the combined estimate.
+
+The result says which evidence decided (``SearchResult.evidence``): ``"labels"`` when the top-1 is the one with
+the lowest observed loss but not the specs' favourite, ``"specifications"`` in the opposite case, ``"agreement"``
+when both agree and ``"combination"`` otherwise, with the labels' average weight in the combination.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from lwlib._validation import check_is_fitted, validate_params
+from lwlib.base import LwEstimator
+from lwlib.rkme.label_aware import LABEL_AWARE_TYPE, LabelAwareSpec
+from lwlib.search.evidence import combine_evidence, predicted_losses, row_losses
+from lwlib.search.requirement import Requirement, as_requirement
+from lwlib.search.result import SearchResult, SingleMatch
+from lwlib.search.searcher import MarketSearcher, SearchEntry, _pick_stat_spec
+from lwlib.search.single import score_single
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LabelledSearcher", "label_aware_of", "Predictors"]
+
+Predictors = Mapping[str, Any] | Callable[[Sequence[str]], Mapping[str, Any]]
+
+
+def label_aware_of(stat: Any) -> LabelAwareSpec | None:
+    """The label-aware spec in a learnware's ``{type: spec}`` dict (None when absent)."""
+    if isinstance(stat, Mapping):
+        spec = stat.get(LABEL_AWARE_TYPE)
+        return spec if isinstance(spec, LabelAwareSpec) else None
+    return None
+
+
+def _task_of(entry: SearchEntry, la: LabelAwareSpec | None) -> str | None:
+    if la is not None:
+        return la.task_
+    t = getattr(entry.semantic_spec, "task_type", None)
+    if isinstance(entry.semantic_spec, Mapping):
+        vals = entry.semantic_spec.get("Task", {}).get("Values") or []
+        t = vals[0] if vals else None
+    return {"Classification": "classification", "Regression": "regression"}.get(str(t))
+
+
+class LabelledSearcher(LwEstimator):
+    """Market search that uses a user's labelled rows (and behaves like :class:`MarketSearcher` without them).
+
+    Parameters
+    ----------
+    top_k : int, default 10
+    max_mixture : int, default 5
+    kernel : {"market", "reference"}, default "market"
+    shortlist : int, default 15
+        Learnwares taken from each of the P(X) and label-aware rankings for real-loss re-ranking.
+    smoothing : float, default 1.0
+        Multiplies the kernel γ for the conditional (spec-predicted loss) smoothing.
+    ridge : float, default 1.0
+        Ridge penalty of the spec-based prior regression.
+
+    Attributes
+    ----------
+    market_ : MarketSearcher
+    label_specs_ : dict[str, LabelAwareSpec]
+    tasks_ : dict[str, str]
+    """
+
+    _parameter_constraints = {
+        "top_k": lambda v: isinstance(v, int) and v >= 1,
+        "max_mixture": lambda v: isinstance(v, int) and 0 <= v <= 10,
+        "kernel": {"market", "reference"},
+        "shortlist": lambda v: isinstance(v, int) and v >= 1,
+        "smoothing": lambda v: isinstance(v, (int, float)) and v > 0,
+        "ridge": lambda v: isinstance(v, (int, float)) and v >= 0,
+    }
+
+    def __init__(self, top_k: int = 10, max_mixture: int = 5, kernel: str = "market", shortlist: int = 15,
+                 smoothing: float = 1.0, ridge: float = 1.0) -> None:
+        self.top_k = top_k
+        self.max_mixture = max_mixture
+        self.kernel = kernel
+        self.shortlist = shortlist
+        self.smoothing = smoothing
+        self.ridge = ridge
+
+    def fit(self, entries: Sequence[SearchEntry | tuple[str, Any, Any]]) -> LabelledSearcher:
+        """Index the market (P(X)) and stack each feature space's label-aware outputs beside its reduced sets."""
+        validate_params(self)
+        entries = [SearchEntry(*e) for e in entries]
+        self.market_ = MarketSearcher(top_k=self.top_k, max_mixture=self.max_mixture, kernel=self.kernel).fit(entries)
+        self.label_specs_: dict[str, LabelAwareSpec] = {}
+        self.tasks_: dict[str, str] = {}
+        for e in entries:  # bookkeeping per learnware; numeric work is batched per group below
+            rkme, la = _pick_stat_spec(e.stat_spec), label_aware_of(e.stat_spec)
+            if la is not None and rkme is not None and not la.matches(rkme.z_, rkme.beta_):
+                logger.warning("label-aware spec of %s was made on another RKME; ignored", e.learnware_id)
+                la = None
+            if la is not None:
+                self.label_specs_[str(e.learnware_id)] = la
+            task = _task_of(e, la)
+            if task is not None:
+                self.tasks_[str(e.learnware_id)] = task
+        self._outputs: dict[tuple[str, int], tuple[torch.Tensor, NDArray[np.bool_]]] = {}
+        for key, group in self.market_.index_.groups.items():
+            specs = [self.label_specs_.get(i) for i in group.ids]
+            m = max([s.outputs_.shape[1] for s in specs if s is not None] or [1])
+            F = torch.zeros(len(group), group.Zs.shape[1], m, dtype=torch.float64)
+            for r, s in enumerate(specs):
+                if s is not None:
+                    F[r, :s.outputs_.shape[0], :s.outputs_.shape[1]] = torch.from_numpy(s.outputs_)
+            self._outputs[key] = (F, np.array([s is not None for s in specs], dtype=bool))
+        return self
+
+    # ----------------------------------------------------------------------------------------------- search
+    def search(self, requirement: Requirement | Any = None, *, predictors: Predictors | None = None,
+               **legacy: Any) -> SearchResult:
+        """Search for ``requirement``; with labels, re-rank a shortlist by real loss (``predictors``).
+
+        Parameters
+        ----------
+        requirement : Requirement
+        predictors : mapping id → object with ``predict``, or callable ids → such a mapping, optional
+            How to run shortlisted learnwares on the labelled rows (the dock opens their sandboxed runtimes).
+            Without it the ranking uses the specifications only.
+        """
+        check_is_fitted(self, "market_")
+        req = as_requirement(requirement, **legacy)
+        base = self.market_.search(req)
+        if req.n_labels == 0 or not base.singles:
+            return replace(base, evidence={"decided_by": "P(X)", "n_labels": req.n_labels})
+        user_spec = req.rkme if req.rkme is not None else self.market_._user_spec_from_data(req.X)
+        candidates = [m.learnware_id for m in base.semantic] if req.semantic is not None else None
+        ranking = score_single(self.market_.index_, user_spec, kernel=self.kernel, candidates=candidates,
+                               shortlist=None)
+        if ranking is None:
+            return base
+        ids = ranking.ids
+        task = req.task or self._infer_task(ids, req.y_labels)
+        group = ranking.group
+        F, has = self._outputs[(group.spec_type, group.n_features)]
+        rows = ranking.rows
+        Xl = ranking.view.transform(req.X_labels)
+        pred = np.full(len(rows), np.nan)
+        ok = has[rows]
+        if ok.any():
+            sel = torch.from_numpy(rows[ok])
+            pred[ok] = predicted_losses(ranking.view.Zs[sel], ranking.view.betas[sel], F[sel], Xl, req.y_labels,
+                                        gamma=ranking.view.gamma * float(self.smoothing), task=task)
+        log_mmd = np.log(ranking.mmd2 + 1e-12)
+        short = self._shortlist(log_mmd, pred)
+        spec_score = self._spec_score(log_mmd, pred)
+        evidence: dict[str, Any] = {"n_labels": req.n_labels, "task": task, "n_candidates": int(len(rows)),
+                                    "label_aware_specs": int(ok.sum())}
+        opened = self._open(predictors, [ids[i] for i in short]) if predictors is not None else {}
+        short = np.array([i for i in short if ids[i] in opened], dtype=np.int64)
+        if short.size == 0:
+            order = np.argsort(spec_score, kind="stable")
+            evidence.update(decided_by="specifications", label_weight=0.0, shortlist=0)
+            return self._result(base, ranking, order, evidence, {})
+        per_row = np.stack([row_losses(opened[ids[i]].predict(req.X_labels), req.y_labels, task) for i in short])
+        feats = np.column_stack([log_mmd[short], np.where(np.isfinite(pred[short]), pred[short],
+                                                           np.nanmean(pred[short]) if ok[short].any() else 0.0)])
+        comb = combine_evidence(per_row, feats, task=task, ridge=float(self.ridge))
+        inner = np.argsort(comb.posterior, kind="stable")
+        spec_order = np.argsort(spec_score, kind="stable")
+        rest = spec_order[~np.isin(spec_order, short)]
+        order = np.concatenate([short[inner], rest])
+        top, emp_top, spec_top = short[inner[0]], short[int(np.argmin(comb.empirical))], short[int(np.argmin(comb.prior))]
+        decided = ("agreement" if top == emp_top == spec_top else "labels" if top == emp_top else
+                   "specifications" if top == spec_top else "combination")
+        evidence.update(decided_by=decided, label_weight=float(comb.label_weight.mean()), shortlist=int(short.size),
+                        prior_strength=comb.prior_strength, empirical_top1=ids[emp_top], spec_top1=ids[spec_top])
+        losses = {ids[i]: (float(comb.empirical[j]), float(comb.posterior[j])) for j, i in enumerate(short)}
+        return self._result(base, ranking, order, evidence, losses)
+
+    # ----------------------------------------------------------------------------------------------- helpers
+    def _infer_task(self, ids: Sequence[str], y: Any) -> str:
+        tasks = {self.tasks_[i] for i in ids if i in self.tasks_}
+        if len(tasks) == 1:
+            return tasks.pop()
+        yy = np.asarray(y)
+        return "classification" if yy.dtype.kind in "iub" or np.all(yy == np.round(yy)) else "regression"
+
+    def _shortlist(self, log_mmd: NDArray[np.float64], pred: NDArray[np.float64]) -> NDArray[np.int64]:
+        s = int(self.shortlist)
+        a = np.argsort(log_mmd, kind="stable")[:s]
+        fin = np.flatnonzero(np.isfinite(pred))
+        b = fin[np.argsort(pred[fin], kind="stable")[:s]]
+        return np.unique(np.concatenate([a, b]))
+
+    @staticmethod
+    def _spec_score(log_mmd: NDArray[np.float64], pred: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Spec-only ranking score: standardised log MMD² plus standardised predicted loss (lower is better)."""
+        def z(a: NDArray[np.float64]) -> NDArray[np.float64]:
+            fin = np.isfinite(a)
+            if fin.sum() < 2:
+                return np.zeros_like(a)
+            sd = a[fin].std()
+            return np.where(fin, (a - a[fin].mean()) / (sd if sd > 0 else 1.0), 0.0)
+        return z(log_mmd) + z(pred)
+
+    @staticmethod
+    def _open(predictors: Predictors, ids: list[str]) -> Mapping[str, Any]:
+        if callable(predictors) and not isinstance(predictors, Mapping):
+            opened = predictors(ids)
+        else:
+            opened = {i: predictors[i] for i in ids if i in predictors}
+        return {i: p for i, p in opened.items() if hasattr(p, "predict")}
+
+    def _result(self, base: SearchResult, ranking: Any, order: NDArray[np.int64], evidence: dict[str, Any],
+                losses: Mapping[str, tuple[float, float]]) -> SearchResult:
+        s = ranking.scores()
+        ids = ranking.ids
+        singles = []
+        for r, i in enumerate(order[:int(self.top_k)]):
+            lid = ids[int(i)]
+            emp, post = losses.get(lid, (None, None))
+            singles.append(SingleMatch(learnware_id=lid, score=float(s[i]), mmd2=float(ranking.mmd2[i]), rank=r,
+                                       label_loss=emp, combined_loss=post))
+        return replace(base, singles=tuple(singles), evidence=evidence,
+                       message=base.message + f" Ranked with {evidence['n_labels']} labelled row(s): decided by "
+                                              f"{evidence['decided_by']}.")
