@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lwlib.errors import LwdockError, NotFittedError
+from lwlib.text import safe_text
 
-__all__ = ["check_array", "check_is_fitted", "validate_params"]
+if TYPE_CHECKING:
+    from lwlib.semantic import SemanticSpec
+
+__all__ = ["check_array", "check_is_fitted", "validate_params", "check_json_tree", "check_semantic_spec"]
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
 
 
 def check_array(
@@ -90,3 +98,94 @@ def validate_params(obj: Any) -> None:
                 f"{type(obj).__name__}({pname}={value!r}) is invalid: expected {expected}.",
                 code="invalid_parameter", parameter=pname,
             )
+
+
+def check_json_tree(
+    obj: Any,
+    *,
+    what: str,
+    max_depth: int,
+    max_nodes: int,
+    max_str_chars: int | None = None,
+    max_abs_int: int = (1 << 63) - 1,
+    error: type[LwdockError] = LwdockError,
+    code_prefix: str = "input",
+) -> None:
+    """Refuse anything but a bounded tree of JSON values, without recursion (so depth can never crash us).
+
+    Accepts dicts with string keys, lists/tuples, ``str``, ``int`` (within ``±max_abs_int``), finite ``float``,
+    ``bool`` and ``None``. Dates, bytes, sets, NaN and arbitrary objects are refused: they are not JSON and
+    crashed later writers (``TypeError: date is not JSON serializable``).
+
+    Parameters
+    ----------
+    obj : object
+        The parsed value (from JSON, YAML or a caller).
+    what : str
+        Name of the field for messages, e.g. ``"model.kwargs"``; the offending path is appended.
+    max_depth : int
+        Deepest nesting of containers allowed (a scalar at the top is depth 0).
+    max_nodes : int
+        Most values (containers and scalars) in the whole tree.
+    max_str_chars : int, optional
+        Longest string (keys included).
+    max_abs_int : int, default 2**63 - 1
+        Largest integer magnitude (catalog and JSON consumers use 64-bit integers).
+    error : LwdockError subclass
+        The class raised (``InvalidPackageError`` for manifests, ``SemanticSpecError`` for semantic specs).
+    code_prefix : str
+        Codes are ``<prefix>_too_deep``, ``<prefix>_too_many_nodes``, ``<prefix>_too_long``, ``<prefix>_bad_type``.
+
+    Raises
+    ------
+    LwdockError (``error``)
+        With ``facts["field"]`` set to the offending path.
+    """
+    stack: list[tuple[Any, int, str]] = [(obj, 0, what)]
+    nodes = 1  # counted when pushed, so a huge container is refused before its children are walked
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, (Mapping, list, tuple)):
+            if depth >= max_depth:
+                raise error(f"{path} is nested deeper than {max_depth} levels; flatten it.",
+                            code=f"{code_prefix}_too_deep", field=path)
+            nodes += len(value)
+            if nodes > max_nodes:
+                raise error(f"{what} holds more than {max_nodes} values; keep it small.",
+                            code=f"{code_prefix}_too_many_nodes", field=what)
+            if isinstance(value, Mapping):
+                for k, v in value.items():
+                    if not isinstance(k, str):
+                        raise error(f"{path} has a non-string key of type {type(k).__name__}; use string keys.",
+                                    code=f"{code_prefix}_bad_type", field=path)
+                    if max_str_chars is not None and len(k) > max_str_chars:
+                        raise error(f"{path} has a key of {len(k)} characters; at most {max_str_chars} are allowed.",
+                                    code=f"{code_prefix}_too_long", field=path)
+                    stack.append((v, depth + 1, f"{path}.{safe_text(k, max_chars=40)}"))
+            else:
+                stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value))
+            continue
+        if not isinstance(value, _PLAIN_SCALARS):
+            raise error(f"{path} is a {type(value).__name__}; only strings, numbers, booleans, null, lists and "
+                        "mappings are allowed (write dates and binary data as strings).",
+                        code=f"{code_prefix}_bad_type", field=path)
+        if isinstance(value, str) and max_str_chars is not None and len(value) > max_str_chars:
+            raise error(f"{path} is {len(value)} characters long; at most {max_str_chars} are allowed.",
+                        code=f"{code_prefix}_too_long", field=path)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > max_abs_int:
+            raise error(f"{path} is an integer outside ±{max_abs_int}.", code=f"{code_prefix}_bad_type", field=path)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise error(f"{path} is {value}; only finite numbers are allowed.", code=f"{code_prefix}_bad_type",
+                        field=path)
+
+
+def check_semantic_spec(obj: Any) -> SemanticSpec:
+    """Validate an untrusted semantic specification (JSON text, bytes or a reference dict) and return it.
+
+    The single check to run *before* a flow run is created (CLI ``--semantic``, the upload page, the UI form):
+    an alias of :meth:`lwlib.semantic.SemanticSpec.parse_untrusted`. Raises
+    :class:`~lwlib.errors.SemanticSpecError` whose message names the field.
+    """
+    from lwlib.semantic import SemanticSpec
+
+    return SemanticSpec.parse_untrusted(obj)

@@ -153,3 +153,12 @@ class ReuseError(LwdockError):
     """A reuser cannot be built from the given learnwares or data."""
 
     default_code = "reuse_error"
+
+
+class UserDataError(LwdockError, ValueError):
+    """A user's data file (search/deploy input) is unreadable, too large, non-numeric, non-finite or the wrong width.
+
+    The message names the file (base name only) and the cause, so the CLI prints it as one ``error:`` line.
+    """
+
+    default_code = "user_data_invalid"

@@ -8,13 +8,19 @@ code, while :meth:`SemanticSpec.from_reference` / :meth:`SemanticSpec.to_referen
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lwlib._validation import check_json_tree
+from lwlib.constants import (SEMANTIC_MAX_BYTES, SEMANTIC_MAX_DEPTH, SEMANTIC_MAX_DESCRIPTION_CHARS,
+                             SEMANTIC_MAX_DIMENSION, SEMANTIC_MAX_IO_DESCRIPTION_CHARS, SEMANTIC_MAX_NAME_CHARS,
+                             SEMANTIC_MAX_NODES, SEMANTIC_MAX_QUERY_CHARS, SEMANTIC_MAX_TAGS)
 from lwlib.errors import SemanticSpecError
+from lwlib.text import has_control_chars, safe_text
 
 __all__ = [
     "DataType", "TaskType", "LibraryType", "ScenarioType", "LicenseType",
@@ -49,8 +55,46 @@ _KEY_OF_FIELD = {v: k for k, v in _FIELD_OF_KEY.items()}
 _LEGACY_LICENSE = "Apache-2.0"  # the reference market patches old rows without License to this
 
 
+#: Longest text of each String key (characters).
+MAX_CHARS: dict[str, int] = {"Name": SEMANTIC_MAX_NAME_CHARS, "Description": SEMANTIC_MAX_DESCRIPTION_CHARS}
+
+
 def _fail(code: str, message: str, **facts: Any) -> SemanticSpecError:
     return SemanticSpecError(message, code=code, **facts)
+
+
+def _show(value: Any, max_chars: int = 80) -> str:
+    """A bounded, control-free repr of submitter input for error messages (never echo a whole payload)."""
+    try:
+        text = repr(value) if not isinstance(value, (Mapping, list, tuple)) or len(value) <= 20 else \
+            f"<{type(value).__name__} of {len(value)} items>"
+    except Exception:  # a hostile object's __repr__/__len__; we only want a hint
+        text = f"<{type(value).__name__}>"
+    return safe_text(text, max_chars=max_chars)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_text(key: str, value: str, *, max_chars: int, allow_newlines: bool) -> None:
+    """Bounded length and no control characters: names are data, never terminal control."""
+    if len(value) > max_chars:
+        raise _fail("semantic_too_long", f"{key} is {len(value)} characters long; at most {max_chars} are allowed. "
+                    "Shorten it.", key=key, length=len(value))
+    if has_control_chars(value, allow_newlines=allow_newlines):
+        raise _fail("semantic_control_chars", f"{key} contains control characters (escape sequences, NUL, bidi "
+                    f"marks{'' if allow_newlines else ', newlines'}); remove them.", key=key)
+
+
+def _check_tree(obj: Any, what: str) -> None:
+    """Depth, size and JSON-ness of a reference dict, before anything else looks at it (no recursion)."""
+    check_json_tree(obj, what=what, max_depth=SEMANTIC_MAX_DEPTH, max_nodes=SEMANTIC_MAX_NODES,
+                    max_str_chars=SEMANTIC_MAX_DESCRIPTION_CHARS, error=SemanticSpecError, code_prefix="semantic")
+    size = len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > SEMANTIC_MAX_BYTES:
+        raise _fail("semantic_too_large", f"{what} is {size} bytes as JSON; the limit is {SEMANTIC_MAX_BYTES}. "
+                    "Shorten the description and the Input/Output descriptions.", size=size)
 
 
 class IOSpec(BaseModel):
@@ -66,22 +110,27 @@ class IOSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dimension: int = Field(gt=0)
+    dimension: int = Field(gt=0, le=SEMANTIC_MAX_DIMENSION)
     descriptions: dict[int, str] = Field(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise _fail("semantic_io_invalid", f"Input/Output spec {data!r} is invalid: {exc.errors()[0]['msg']}. "
-                        "Give a positive int 'Dimension' and a 'Description' dict of index -> text.") from exc
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "Dimension"
+            raise _fail("semantic_io_invalid", f"Input/Output {field} is invalid: {err['msg']} (got "
+                        f"{_show(err.get('input'))}). Give a positive int 'Dimension' (at most "
+                        f"{SEMANTIC_MAX_DIMENSION}) and a 'Description' dict of index -> text.", field=field) from exc
 
     @model_validator(mode="after")
     def _keys_in_range(self) -> IOSpec:
         bad = sorted(k for k in self.descriptions if not 0 <= k < self.dimension)
         if bad:
-            raise _fail("semantic_io_key", f"Description keys {bad} are outside [0, {self.dimension}); "
-                        "describe dimensions by their 0-based index.", keys=bad, dimension=self.dimension)
+            raise _fail("semantic_io_key", f"Description keys {_show(bad[:10])} are outside [0, {self.dimension}); "
+                        "describe dimensions by their 0-based index.", keys=bad[:10], dimension=self.dimension)
+        for k, text in self.descriptions.items():
+            _check_text(f"Description[{k}]", text, max_chars=SEMANTIC_MAX_IO_DESCRIPTION_CHARS, allow_newlines=True)
         return self
 
     @classmethod
@@ -91,23 +140,29 @@ class IOSpec(BaseModel):
             return None
         if not isinstance(d, Mapping) or "Dimension" not in d:
             raise _fail("semantic_io_invalid", f"{key} must be a dict with 'Dimension' (int) and 'Description' "
-                        f"(dict index -> text); got {d!r}.", key=key)
+                        f"(dict index -> text); got {_show(d)}.", key=key)
         desc = d.get("Description") or {}
         if not isinstance(desc, Mapping):
-            raise _fail("semantic_io_invalid", f"{key}.Description must be a dict index -> text; got {desc!r}.")
+            raise _fail("semantic_io_invalid", f"{key}.Description must be a dict index -> text; got {_show(desc)}.",
+                        key=key)
         try:
             descriptions = {int(k): v for k, v in desc.items()}
         except (TypeError, ValueError) as exc:
             raise _fail("semantic_io_key", f"{key}.Description keys must be integer indices like \"0\"; got "
-                        f"{list(desc)!r}.", key=key) from exc
+                        f"{_show(list(desc))}.", key=key) from exc
         bad_val = [k for k, v in descriptions.items() if not isinstance(v, str)]
         if bad_val:
-            raise _fail("semantic_io_invalid", f"{key}.Description values must be strings; indices {bad_val} "
-                        "are not.", key=key)
+            raise _fail("semantic_io_invalid", f"{key}.Description values must be strings; indices "
+                        f"{_show(bad_val[:10])} are not.", key=key)
         dim = d["Dimension"]
-        if isinstance(dim, bool) or not isinstance(dim, (int, str)):
-            raise _fail("semantic_io_invalid", f"{key}.Dimension must be a positive int; got {dim!r}.", key=key)
-        return cls(dimension=dim, descriptions=descriptions)
+        if isinstance(dim, bool) or not isinstance(dim, (int, str)) or (isinstance(dim, str) and len(dim) > 12):
+            raise _fail("semantic_io_invalid", f"{key}.Dimension must be a positive int; got {_show(dim)}.", key=key)
+        try:
+            return cls(dimension=dim, descriptions=descriptions)
+        except SemanticSpecError as exc:
+            exc.message = f"{key}: {exc.message}"
+            exc.facts.setdefault("key", key)
+            raise
 
     def to_reference(self) -> dict[str, Any]:
         return {"Dimension": self.dimension, "Description": {str(k): v for k, v in self.descriptions.items()}}
@@ -118,19 +173,24 @@ def _check_value(key: str, value: Any) -> None:
     kind = KEY_TYPES[key]
     if kind == "String":
         if not isinstance(value, str):
-            raise _fail("semantic_bad_value", f"{key} must be a string; got {value!r}.", key=key)
+            raise _fail("semantic_bad_value", f"{key} must be a string; got {_show(value)}.", key=key)
+        _check_text(key, value, max_chars=MAX_CHARS[key], allow_newlines=key != "Name")
         if not value.strip():
             raise _fail("semantic_empty", f"{key} is empty; give a non-empty text.", key=key)
         return
     allowed = VOCABULARIES[key]
+    if kind == "Tag" and (isinstance(value, str) or not isinstance(value, (list, tuple))):
+        raise _fail("semantic_bad_value", f"{key} must be a list of tags; got {_show(value)}.", key=key)
     values = [value] if kind == "Class" else list(value)
     if kind == "Tag" and not values:
         raise _fail("semantic_cardinality", f"{key} needs at least one value from {list(allowed)}; got [].",
                     key=key)
+    if len(values) > SEMANTIC_MAX_TAGS:
+        raise _fail("semantic_cardinality", f"{key} has {len(values)} values; at most {SEMANTIC_MAX_TAGS}.", key=key)
     for v in values:
-        if v not in allowed:
-            raise _fail("semantic_bad_value", f"{key} value {v!r} is not allowed; choose from {list(allowed)}.",
-                        key=key, value=v)
+        if not isinstance(v, str) or v not in allowed:
+            raise _fail("semantic_bad_value", f"{key} value {_show(v)} is not allowed; choose from {list(allowed)}.",
+                        key=key, value=_show(v))
 
 
 class SemanticSpec(BaseModel):
@@ -175,7 +235,7 @@ class SemanticSpec(BaseModel):
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             raise _fail("semantic_bad_value", f"Semantic field {field!r} is invalid: {err['msg']} (got "
-                        f"{err.get('input')!r}).", field=field) from exc
+                        f"{_show(err.get('input'))}).", field=field) from exc
 
     @model_validator(mode="after")
     def _cross_rules(self) -> SemanticSpec:
@@ -191,10 +251,54 @@ class SemanticSpec(BaseModel):
         return self
 
     @classmethod
+    def parse_untrusted(cls, obj: Any) -> SemanticSpec:
+        """Validate a semantic specification from outside (JSON text, bytes or a reference dict) and return it.
+
+        The check to run *before* a flow run is created (CLI ``--semantic``, upload page, UI form), so a hostile
+        spec is refused with a reason instead of a Prefect 422, ``ParameterTypeError`` or ``RecursionError``:
+        at most :data:`~lwlib.constants.SEMANTIC_MAX_BYTES` of JSON, a JSON object nested at most
+        :data:`~lwlib.constants.SEMANTIC_MAX_DEPTH` deep, bounded and control-free texts, bounded dimensions, then
+        every rule of :meth:`from_reference`. Pass ``spec.to_reference()`` on to the flow.
+
+        Raises
+        ------
+        SemanticSpecError
+            ``semantic_too_large``, ``semantic_bad_json``, ``semantic_bad_type``, ``semantic_too_deep``,
+            ``semantic_too_many_nodes``, ``semantic_too_long``, ``semantic_control_chars`` or any rule's code.
+
+        Examples
+        --------
+        >>> SemanticSpec.parse_untrusted('["not", "an", "object"]')
+        Traceback (most recent call last):
+        ...
+        lwlib.errors.SemanticSpecError: [semantic_bad_type] A semantic specification must be a JSON object; got list.
+        """
+        if isinstance(obj, cls):
+            return obj
+        if isinstance(obj, (str, bytes, bytearray)):
+            raw = obj.encode("utf-8", "surrogatepass") if isinstance(obj, str) else bytes(obj)
+            if len(raw) > SEMANTIC_MAX_BYTES:
+                raise _fail("semantic_too_large", f"The semantic specification is {len(raw)} bytes; the limit is "
+                            f"{SEMANTIC_MAX_BYTES}. Shorten the description and the Input/Output descriptions.",
+                            size=len(raw))
+            try:
+                obj = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                why = "nested too deeply" if isinstance(exc, RecursionError) else safe_text(exc, max_chars=120)
+                raise _fail("semantic_bad_json", f"The semantic specification is not valid UTF-8 JSON ({why}); "
+                            "write it with json.dump.") from exc
+        return cls.from_reference(obj)
+
+    @classmethod
     def from_reference(cls, d: Mapping[str, Any]) -> SemanticSpec:
-        """Parse and validate a reference semantic dict (e.g. ``semantic_specification.json``)."""
+        """Parse and validate a reference semantic dict (e.g. ``semantic_specification.json``).
+
+        The dict is first checked as untrusted input (depth, size, JSON types, see :meth:`parse_untrusted`).
+        """
         if not isinstance(d, Mapping):
-            raise _fail("semantic_bad_type", f"A semantic specification must be a dict; got {type(d).__name__}.")
+            raise _fail("semantic_bad_type", f"A semantic specification must be a JSON object; got "
+                        f"{type(d).__name__}.")
+        _check_tree(d, "semantic specification")
         fields: dict[str, Any] = {}
         for key, kind in KEY_TYPES.items():
             entry = d.get(key)
@@ -203,22 +307,23 @@ class SemanticSpec(BaseModel):
                 entry = {"Type": "Class", "Values": [_LEGACY_LICENSE]}
             if not isinstance(entry, Mapping) or "Values" not in entry:
                 raise _fail("semantic_missing_key", f"Semantic key {key!r} is missing; expected "
-                            f"{{'Type': {kind!r}, 'Values': ...}} (got {entry!r}).", key=key)
+                            f"{{'Type': {kind!r}, 'Values': ...}} (got {_show(entry)}).", key=key)
             if entry.get("Type", kind) != kind:
                 raise _fail("semantic_bad_type", f"Semantic key {key!r} must have Type {kind!r}; got "
-                            f"{entry.get('Type')!r}.", key=key)
+                            f"{_show(entry.get('Type'))}.", key=key)
             values = entry["Values"]
             if kind == "Class":
                 values = [values] if isinstance(values, str) else values
                 if not isinstance(values, list) or len(values) != 1:
                     allowed = list(VOCABULARIES[key])
                     raise _fail("semantic_cardinality", f"{key} must have exactly one value from {allowed}; got "
-                                f"{values!r}.", key=key)
+                                f"{_show(values)}.", key=key)
                 values = values[0]
             elif kind == "Tag":
                 values = [values] if isinstance(values, str) else values
                 if not isinstance(values, list):
-                    raise _fail("semantic_bad_value", f"{key} must be a list of tags; got {values!r}.", key=key)
+                    raise _fail("semantic_bad_value", f"{key} must be a list of tags; got {_show(values)}.",
+                                key=key)
             fields[_FIELD_OF_KEY[key]] = values
         fields["input"] = IOSpec.from_reference(d.get("Input"), key="Input")
         fields["output"] = IOSpec.from_reference(d.get("Output"), key="Output")
@@ -264,10 +369,19 @@ class SemanticQuery(BaseModel):
         for fname, key in _KEY_OF_FIELD.items():
             if fname in data and KEY_TYPES[key] != "String":
                 data[fname] = _as_list(data[fname])
+                if len(data[fname]) > SEMANTIC_MAX_TAGS:
+                    raise _fail("semantic_cardinality", f"Query {key} has {len(data[fname])} values; at most "
+                                f"{SEMANTIC_MAX_TAGS}.", key=key)
                 for v in data[fname]:
-                    if v not in VOCABULARIES[key]:
-                        raise _fail("semantic_bad_value", f"Query {key} value {v!r} is not allowed; choose "
-                                    f"from {list(VOCABULARIES[key])}.", key=key, value=v)
+                    if not isinstance(v, str) or v not in VOCABULARIES[key]:
+                        raise _fail("semantic_bad_value", f"Query {key} value {_show(v)} is not allowed; choose "
+                                    f"from {list(VOCABULARIES[key])}.", key=key, value=_show(v))
+            elif fname in data and isinstance(data[fname], str):
+                _check_text(f"Query {key}", data[fname], max_chars=SEMANTIC_MAX_QUERY_CHARS, allow_newlines=True)
+        lw_id = data.get("learnware_id")
+        if isinstance(lw_id, str) and len(lw_id) > 128:
+            raise _fail("semantic_too_long", f"Query learnware_id is {len(lw_id)} characters; ids are 64 hex.",
+                        key="learnware_id")
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -286,6 +400,7 @@ class SemanticQuery(BaseModel):
             return cls()
         if not isinstance(d, Mapping):
             raise _fail("semantic_bad_type", f"A semantic query must be a dict; got {type(d).__name__}.")
+        _check_tree(d, "semantic query")
         fields: dict[str, Any] = {}
         for key, fname in _FIELD_OF_KEY.items():
             entry = d.get(key)

@@ -4,6 +4,20 @@ Uploads are untrusted: a zip can carry ``../`` or absolute names (zip slip), sym
 a few KiB that inflate to gigabytes. :func:`safe_extract` checks every name first, then streams every member while
 counting the bytes actually produced, and writes into a temporary folder next to the destination that is renamed
 into place only when everything passed — on any error nothing is left behind.
+
+Member names (:func:`check_member_name`) are refused, each with a code, when they are
+
+* empty, absolute (``/x``, ``C:x``), climb out (``..``) or have empty / ``.`` parts;
+* longer than :data:`~lwlib.constants.ARCHIVE_MAX_COMPONENT_BYTES` per component (NAME_MAX: longer names crashed
+  extraction with ``OSError: File name too long``) or :data:`~lwlib.constants.ARCHIVE_MAX_NAME_BYTES` in total, or
+  deeper than :data:`~lwlib.constants.ARCHIVE_MAX_DEPTH` components;
+* carrying control characters (C0, DEL, C1), lone surrogates, bidi marks or backslashes;
+* "odd unicode": a component whose NFKC form is ``.``/``..`` or contains ``/`` or ``\\`` (e.g. ``．．`` or
+  ``∕``): harmless on Linux, but tools that normalise would treat them as traversal. Duplicates are detected on
+  the NFKC-casefolded name, so ``Model.py`` and ``ｍodel.py`` cannot both be shipped.
+
+Before ``zipfile`` parses the central directory, its declared entry count and size are read from the end record,
+so a zip of a million empty members is refused without building a million ``ZipInfo`` objects.
 """
 
 from __future__ import annotations
@@ -13,21 +27,31 @@ import logging
 import os
 import shutil
 import stat
+import struct
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from lwlib.constants import (ARCHIVE_MAX_MEMBER_BYTES, ARCHIVE_MAX_MEMBERS, ARCHIVE_MAX_RATIO,
-                             ARCHIVE_MAX_TOTAL_BYTES)
+from lwlib.constants import (ARCHIVE_MAX_COMPONENT_BYTES, ARCHIVE_MAX_DEPTH, ARCHIVE_MAX_MEMBER_BYTES,
+                             ARCHIVE_MAX_MEMBERS, ARCHIVE_MAX_NAME_BYTES, ARCHIVE_MAX_RATIO, ARCHIVE_MAX_TOTAL_BYTES)
 from lwlib.errors import InvalidPackageError, UnsafeArchiveError
+from lwlib.text import BIDI_CONTROLS, safe_text
 
-__all__ = ["ArchiveLimits", "safe_extract", "sha256_file", "check_member_name"]
+__all__ = ["ArchiveLimits", "safe_extract", "sha256_file", "check_member_name", "open_zip", "read_zip_directory",
+           "ZIP_ERRORS"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _IGNORED_TOP = "__MACOSX"  # resource forks added by macOS Finder; never part of a package
+_CD_BYTES_PER_MEMBER = 4096  # central-directory budget per allowed member (header + name + extra + comment)
+#: What ``zipfile`` raises on hostile or broken input (forged zip64 records, bad name encodings, truncation).
+ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                                               ValueError, struct.error, NotImplementedError, OverflowError,
+                                               RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,8 @@ class ArchiveLimits:
         exceeds ``ratio_floor_bytes`` so tiny, very compressible text files pass.
     ratio_floor_bytes : int
         Output size below which the ratio is not enforced.
+    max_zip_bytes : int
+        Largest zip file accepted at all (compressed size).
     """
 
     max_members: int = ARCHIVE_MAX_MEMBERS
@@ -54,6 +80,7 @@ class ArchiveLimits:
     max_total_bytes: int = ARCHIVE_MAX_TOTAL_BYTES
     max_ratio: float = ARCHIVE_MAX_RATIO
     ratio_floor_bytes: int = 1 << 20
+    max_zip_bytes: int = ARCHIVE_MAX_TOTAL_BYTES
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -65,29 +92,56 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def _name_error(name: str, why: str, code: str = "archive_bad_path") -> UnsafeArchiveError:
+    shown = safe_text(repr(name), max_chars=120)
+    return UnsafeArchiveError(f"Zip member name {shown} {why}", code=code, member=safe_text(name, max_chars=120))
+
+
 def check_member_name(name: str) -> PurePosixPath:
-    """Return the member's relative path, or raise :class:`UnsafeArchiveError` for a dangerous name."""
-    if not name or "\x00" in name or any(ord(c) < 32 for c in name):
-        raise UnsafeArchiveError(f"Zip member name {name!r} is empty or has control characters; rename it.",
-                                 code="archive_bad_path", member=name)
+    """Return the member's relative path, or raise :class:`UnsafeArchiveError` for a dangerous name.
+
+    See the module docstring for the rules; every refusal names the member (control characters shown escaped,
+    long names shortened).
+    """
+    if not name:
+        raise _name_error(name, "is empty; rename it.")
+    if len(name.encode("utf-8", "surrogatepass")) > ARCHIVE_MAX_NAME_BYTES:
+        raise _name_error(name, f"is longer than {ARCHIVE_MAX_NAME_BYTES} bytes; use shorter paths.",
+                          "archive_name_too_long")
+    bad = [ch for ch in name if unicodedata.category(ch) in ("Cc", "Cs") or ch in BIDI_CONTROLS]
+    if bad:
+        raise _name_error(name, f"has control, surrogate or bidi characters ({safe_text(ascii(bad[0]))}); rename "
+                          "it with printable characters.")
     if "\\" in name:
-        raise UnsafeArchiveError(f"Zip member {name!r} uses backslashes; zips must use '/' separators. Re-create "
-                                 "the zip with a standard tool (python -m zipfile, zip).", code="archive_bad_path",
-                                 member=name)
+        raise _name_error(name, "uses backslashes; zips must use '/' separators. Re-create the zip with a standard "
+                          "tool (python -m zipfile, zip).")
     if name.startswith("/"):
-        raise UnsafeArchiveError(f"Zip member {name!r} has an absolute path; store paths relative to the package "
-                                 "root.", code="archive_absolute_path", member=name)
+        raise _name_error(name, "has an absolute path; store paths relative to the package root.",
+                          "archive_absolute_path")
     parts = name.rstrip("/").split("/")
     if len(parts[0]) >= 2 and parts[0][1] == ":":
-        raise UnsafeArchiveError(f"Zip member {name!r} starts with a drive letter; store relative paths.",
-                                 code="archive_absolute_path", member=name)
+        raise _name_error(name, "starts with a drive letter; store relative paths.", "archive_absolute_path")
     if ".." in parts:
-        raise UnsafeArchiveError(f"Zip member {name!r} climbs out of the package with '..'; remove it.",
-                                 code="archive_path_traversal", member=name)
+        raise _name_error(name, "climbs out of the package with '..'; remove it.", "archive_path_traversal")
     if any(p in ("", ".") for p in parts):
-        raise UnsafeArchiveError(f"Zip member {name!r} has empty or '.' path parts; store clean relative paths.",
-                                 code="archive_bad_path", member=name)
+        raise _name_error(name, "has empty or '.' path parts; store clean relative paths.")
+    if len(parts) > ARCHIVE_MAX_DEPTH:
+        raise _name_error(name, f"is {len(parts)} folders deep; at most {ARCHIVE_MAX_DEPTH} are allowed.",
+                          "archive_too_deep")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > ARCHIVE_MAX_COMPONENT_BYTES:
+            raise _name_error(name, f"has a path component longer than {ARCHIVE_MAX_COMPONENT_BYTES} bytes (the "
+                              "filesystem limit); shorten it.", "archive_name_too_long")
+        folded = unicodedata.normalize("NFKC", part)
+        if folded in (".", "..") or "/" in folded or "\\" in folded:
+            raise _name_error(name, "has a component that Unicode normalisation turns into a path separator or "
+                              "'.'/'..'; use plain characters.", "archive_path_traversal")
     return PurePosixPath(*parts)
+
+
+def _name_key(rel: PurePosixPath) -> str:
+    """Duplicate key: NFKC-casefolded, so look-alike and case-only variants collide."""
+    return unicodedata.normalize("NFKC", str(rel)).casefold()
 
 
 def _member_kind(info: zipfile.ZipInfo) -> str:
@@ -127,11 +181,11 @@ def _plan(zf: zipfile.ZipFile, limits: ArchiveLimits) -> tuple[list[tuple[zipfil
         if info.flag_bits & 0x1:
             raise UnsafeArchiveError(f"Zip member {info.filename!r} is encrypted; upload an unencrypted zip.",
                                      code="archive_encrypted", member=info.filename)
-        key = str(rel).casefold()
+        key = _name_key(rel)
         if key in seen:
             raise UnsafeArchiveError(f"Zip member name {info.filename!r} appears twice (names are compared "
-                                     "case-insensitively); keep one copy.", code="archive_duplicate_name",
-                                     member=info.filename)
+                                     "case-insensitively, after Unicode NFKC); keep one copy.",
+                                     code="archive_duplicate_name", member=info.filename)
         seen.add(key)
         if kind == "file":
             if info.file_size > limits.max_member_bytes:
@@ -177,14 +231,83 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit
                                              "its compressed size; this looks like a zip bomb.",
                                              code="archive_bomb", member=info.filename)
                 dst.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise UnsafeArchiveError(f"Zip member {info.filename!r} is corrupt or its sizes/CRC are forged ({exc}); "
-                                 "re-create the zip.", code="archive_corrupt_member", member=info.filename) from exc
+    except UnsafeArchiveError:
+        raise
+    except ZIP_ERRORS as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) and exc.filename is not None:
+            raise  # our own disk (full, permissions): not the uploader's fault, and its message holds host paths
+        raise UnsafeArchiveError(f"Zip member {info.filename!r} is corrupt or its sizes/CRC are forged "
+                                 f"({type(exc).__name__}: {safe_text(exc, max_chars=120)}); re-create the zip.",
+                                 code="archive_corrupt_member", member=info.filename) from exc
     if written != info.file_size:
         raise UnsafeArchiveError(f"Zip member {info.filename!r} produced {written} bytes but its header says "
                                  f"{info.file_size}; the header is forged or the file is truncated.",
                                  code="archive_size_mismatch", member=info.filename)
     return total
+
+
+def _not_a_zip(zip_path: Path, why: str, exc: BaseException | None = None) -> InvalidPackageError:
+    return InvalidPackageError(f"{safe_text(zip_path.name, max_chars=80)} is not a readable zip file ({why}); upload "
+                               "a .zip archive of the learnware folder.", code="not_a_zip", path=str(zip_path))
+
+
+def read_zip_directory(fh: Any) -> tuple[int, int]:
+    """(declared entry count, central directory bytes) from a zip's end record, without parsing the directory.
+
+    Raises
+    ------
+    zipfile.BadZipFile
+        No end-of-central-directory record (not a zip, or truncated).
+    """
+    end = zipfile._EndRecData(fh)  # the stdlib's own EOCD (+ zip64) reader; it only seeks and reads ~64 KiB
+    if end is None:
+        raise zipfile.BadZipFile("no end-of-central-directory record")
+    return int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])
+
+
+def _precheck_directory(fh: Any, limits: ArchiveLimits) -> None:
+    """Read the end-of-central-directory record and refuse huge entry counts/directories before zipfile parses."""
+    entries, cd_size = read_zip_directory(fh)
+    if entries > limits.max_members:
+        raise UnsafeArchiveError(f"Zip declares {entries} members; at most {limits.max_members} are allowed. Drop "
+                                 "unneeded files (datasets, caches) from the package.",
+                                 code="archive_too_many_members", n_members=entries)
+    if cd_size > limits.max_members * _CD_BYTES_PER_MEMBER:
+        raise UnsafeArchiveError(f"Zip's central directory is {cd_size} bytes; at most "
+                                 f"{limits.max_members * _CD_BYTES_PER_MEMBER} are allowed (long names, extras or "
+                                 "comments on many members).", code="archive_too_many_members", size=cd_size)
+
+
+def open_zip(zip_path: str | os.PathLike[str], limits: ArchiveLimits | None = None) -> zipfile.ZipFile:
+    """Open an untrusted zip for reading after bounding its size and central directory.
+
+    Raises
+    ------
+    InvalidPackageError
+        ``not_a_zip`` (unreadable, truncated, forged zip64 records, bad name encoding), with the cause but
+        without any host path.
+    UnsafeArchiveError
+        ``archive_too_big`` (zip file larger than ``max_zip_bytes``), ``archive_too_many_members``.
+    """
+    limits = limits or ArchiveLimits()
+    zip_path = Path(zip_path)
+    try:
+        size = zip_path.stat().st_size
+    except OSError as exc:
+        raise _not_a_zip(zip_path, type(exc).__name__, exc) from exc
+    if size > limits.max_zip_bytes:
+        raise UnsafeArchiveError(f"The zip is {size} bytes; at most {limits.max_zip_bytes} are accepted.",
+                                 code="archive_too_big", size=size)
+    try:
+        with open(zip_path, "rb") as fh:
+            _precheck_directory(fh, limits)
+        return zipfile.ZipFile(zip_path)
+    except UnsafeArchiveError:
+        raise
+    except ZIP_ERRORS as exc:
+        why = type(exc).__name__ if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) else \
+            f"{type(exc).__name__}: {safe_text(exc, max_chars=120)}"
+        raise _not_a_zip(zip_path, why, exc) from exc
 
 
 def safe_extract(zip_path: str | os.PathLike[str], dest: str | os.PathLike[str],
@@ -211,6 +334,7 @@ def safe_extract(zip_path: str | os.PathLike[str], dest: str | os.PathLike[str],
         ``not_a_zip`` / ``empty_archive``.
     UnsafeArchiveError
         One code per rejection: ``archive_absolute_path``, ``archive_path_traversal``, ``archive_bad_path``,
+        ``archive_name_too_long``, ``archive_too_deep``,
         ``archive_symlink``, ``archive_special_file``, ``archive_encrypted``, ``archive_duplicate_name``,
         ``archive_path_conflict``, ``archive_too_many_members``, ``archive_member_too_big``, ``archive_too_big``,
         ``archive_bomb``, ``archive_corrupt_member``, ``archive_size_mismatch``.
@@ -221,11 +345,7 @@ def safe_extract(zip_path: str | os.PathLike[str], dest: str | os.PathLike[str],
     zip_path, dest = Path(zip_path), Path(dest)
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; pass overwrite=True to replace it.")
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidPackageError(f"{zip_path.name} is not a readable zip file ({exc}); upload a .zip archive of "
-                                  "the learnware folder.", code="not_a_zip", path=str(zip_path)) from exc
+    zf = open_zip(zip_path, limits)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.part-", dir=dest.parent))
     try:

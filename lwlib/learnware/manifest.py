@@ -4,6 +4,12 @@ The reference loads this file with PyYAML's ``FullLoader`` and imports whatever 
 calling it with uploader kwargs. Here the YAML is size-capped and parsed with a safe loader (plus the harmless
 ``!!python/tuple`` tag the reference's own ``yaml.dump`` writes for shapes), aliases are refused, a spec entry can
 only name a type from :data:`lwlib.rkme.types.SPEC_TYPES`, and every path must stay inside the package.
+
+Bounds (issue 10): the event stream is scanned first — without recursion — for anchors/aliases ("billion
+laughs"), nesting depth (:data:`~lwlib.constants.MANIFEST_MAX_DEPTH`; PyYAML's composer recurses and deep nesting
+was a ``RecursionError``), node count and scalar length, so the composer only ever sees a small, shallow document.
+Kwargs must be plain JSON values (str, int, float, bool, null, lists, string-keyed mappings): YAML timestamps,
+``!!binary``, ``!!set`` and non-finite floats are refused here instead of failing later in a JSON writer.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from typing import Any
 
 import yaml
 
-from lwlib.constants import DEFAULT_MODEL_CLASS, DEFAULT_MODEL_MODULE, DEFAULT_STAT_FILE, RKME_TABLE_TYPE
+from lwlib._validation import check_json_tree
+from lwlib.constants import (DEFAULT_MODEL_CLASS, DEFAULT_MODEL_MODULE, DEFAULT_STAT_FILE, MANIFEST_MAX_DEPTH,
+                             MANIFEST_MAX_NAME_CHARS, MANIFEST_MAX_NODES, MANIFEST_MAX_SCALAR_CHARS, RKME_TABLE_TYPE)
 from lwlib.errors import InvalidPackageError
+from lwlib.text import has_control_chars, safe_text
 
 __all__ = ["ModelEntry", "StatSpecEntry", "Manifest", "parse_manifest", "MAX_MANIFEST_BYTES",
            "REFERENCE_SPEC_MODULES", "check_relative_path"]
@@ -48,25 +57,35 @@ def _bad(code: str, message: str, **facts: Any) -> InvalidPackageError:
     return InvalidPackageError(message, code=code, **facts)
 
 
+def _show(value: Any) -> str:
+    return safe_text(repr(value), max_chars=80)
+
+
 def check_relative_path(value: Any, *, what: str, code: str, suffix: str | None = None) -> str:
     """Return ``value`` if it is a clean relative POSIX path inside the package, else raise ``code``."""
     ok = False
-    if isinstance(value, str) and value and "\\" not in value and "\x00" not in value:
+    if isinstance(value, str) and value and len(value) <= 1024 and "\\" not in value and not has_control_chars(value):
         parts = value.split("/")
         ok = (not value.startswith("/") and ".." not in parts and all(p not in ("", ".") for p in parts)
               and not (len(parts[0]) >= 2 and parts[0][1] == ":"))
     if not ok or (suffix is not None and not value.endswith(suffix)):
         need = f" ending in {suffix!r}" if suffix else ""
         raise _bad(code, f"{what} must be a relative path inside the package{need} (no '..', no absolute path, "
-                   f"'/' separators); got {value!r}.", value=str(value))
+                   f"'/' separators, printable characters); got {_show(value)}.", field=what)
     return str(PurePosixPath(value))
 
 
 def _kwargs(value: Any, *, what: str) -> dict[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise _bad("manifest_bad_kwargs", f"{what} must be a mapping of argument name to value; got {value!r}.")
+    if not isinstance(value, Mapping):
+        raise _bad("manifest_bad_kwargs", f"{what} must be a mapping of argument name to value; got "
+                   f"{_show(value)}.", field=what)
+    check_json_tree(value, what=what, max_depth=MANIFEST_MAX_DEPTH, max_nodes=MANIFEST_MAX_NODES,
+                    max_str_chars=MANIFEST_MAX_SCALAR_CHARS, error=InvalidPackageError, code_prefix="manifest_kwargs")
+    for key in value:
+        if not key.isidentifier():
+            raise _bad("manifest_bad_kwargs", f"{what} key {_show(key)} is not a Python argument name.", field=what)
     return dict(value)
 
 
@@ -139,36 +158,62 @@ def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[Any, ...
 _ManifestLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
 
 
+def _scan_events(text: str) -> None:
+    """Bound the document from PyYAML's (iterative) event stream before its recursive composer runs."""
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_ManifestLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _bad("manifest_yaml_alias", "learnware.yaml uses YAML anchors/aliases; write the values out in "
+                       "full.")
+        if isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            nodes += 1
+            if nodes > MANIFEST_MAX_NODES:
+                raise _bad("manifest_too_many_nodes", f"learnware.yaml holds more than {MANIFEST_MAX_NODES} values; "
+                           "keep only model and stat_specifications entries in it.")
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MANIFEST_MAX_DEPTH:
+                raise _bad("manifest_too_deep", f"learnware.yaml is nested deeper than {MANIFEST_MAX_DEPTH} levels; "
+                           "flatten the model kwargs.")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MANIFEST_MAX_SCALAR_CHARS:
+            raise _bad("manifest_too_long", f"learnware.yaml has a value of {len(event.value)} characters (line "
+                       f"{event.start_mark.line + 1}); at most {MANIFEST_MAX_SCALAR_CHARS} are allowed.")
+
+
 def _load_yaml(text: str) -> Any:
     try:
-        for event in yaml.parse(text, Loader=_ManifestLoader):
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise _bad("manifest_yaml_alias", "learnware.yaml uses YAML anchors/aliases; write the values out "
-                           "in full.")
+        _scan_events(text)
         return yaml.load(text, Loader=_ManifestLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.constructor.ConstructorError as exc:
-        raise _bad("manifest_unsafe_tag", f"learnware.yaml uses a YAML tag that is not allowed ({exc.problem}); "
-                   "only plain mappings, lists, strings and numbers are accepted.") from exc
+        raise _bad("manifest_unsafe_tag", f"learnware.yaml uses a YAML tag or key that is not allowed "
+                   f"({safe_text(exc.problem, max_chars=120)}); only plain mappings, lists, strings and numbers are "
+                   "accepted.") from exc
     except yaml.YAMLError as exc:
-        raise _bad("manifest_bad_yaml", f"learnware.yaml is not valid YAML: {exc}. Fix the syntax.") from exc
+        raise _bad("manifest_bad_yaml", f"learnware.yaml is not valid YAML: {safe_text(exc, max_chars=300)}. Fix "
+                   "the syntax.") from exc
+    except (RecursionError, ValueError, OverflowError, TypeError) as exc:  # constructor limits (int digits, ...)
+        raise _bad("manifest_bad_yaml", f"learnware.yaml has a value PyYAML cannot build ({type(exc).__name__}: "
+                   f"{safe_text(exc, max_chars=120)}).") from exc
 
 
 def _stat_entry(raw: Any, known: frozenset[str], index: int) -> StatSpecEntry:
     where = f"stat_specifications[{index}]"
     if not isinstance(raw, Mapping):
         raise _bad("manifest_bad_spec_entry", f"{where} must be a mapping with class_name and file_name; got "
-                   f"{raw!r}.")
+                   f"{_show(raw)}.", field=where)
     cls = raw.get("class_name", RKME_TABLE_TYPE)
-    if cls not in known:
-        raise _bad("manifest_unknown_spec_type", f"{where}.class_name {cls!r} is not a supported statistical "
-                   f"specification; use one of {sorted(known)}.", class_name=str(cls))
+    if not isinstance(cls, str) or cls not in known:
+        raise _bad("manifest_unknown_spec_type", f"{where}.class_name {_show(cls)} is not a supported statistical "
+                   f"specification; use one of {sorted(known)}.", class_name=_show(cls), field=f"{where}.class_name")
     module = raw.get("module_path", _REF_SPEC_MODULE)
     if module is None:
         module = _REF_SPEC_MODULE
-    if module not in REFERENCE_SPEC_MODULES:
-        raise _bad("manifest_bad_spec_module", f"{where}.module_path {module!r} is not allowed: specs are never "
+    if not isinstance(module, str) or module not in REFERENCE_SPEC_MODULES:
+        raise _bad("manifest_bad_spec_module", f"{where}.module_path {_show(module)} is not allowed: specs are never "
                    f"imported from uploader paths. Omit it or use one of {sorted(REFERENCE_SPEC_MODULES)}.",
-                   module_path=str(module))
+                   module_path=_show(module), field=f"{where}.module_path")
     if "file_name" not in raw:
         raise _bad("manifest_missing_key", f"{where} has no file_name; name the spec JSON file, e.g. "
                    f"'{DEFAULT_STAT_FILE}'.")
@@ -187,7 +232,9 @@ def parse_manifest(text: str | bytes) -> Manifest:
         ``manifest_yaml_alias``, ``manifest_not_mapping``, ``manifest_bad_model``, ``manifest_bad_class_name``,
         ``manifest_bad_module_path``, ``manifest_bad_kwargs``, ``manifest_bad_spec_entry``,
         ``manifest_unknown_spec_type``, ``manifest_bad_spec_module``, ``manifest_missing_key``,
-        ``manifest_bad_file_name``, ``manifest_duplicate_spec``.
+        ``manifest_bad_file_name``, ``manifest_duplicate_spec``, ``manifest_too_deep``, ``manifest_too_many_nodes``,
+        ``manifest_too_long``, ``manifest_bad_name``, ``manifest_kwargs_bad_type`` (dates, binary, NaN in kwargs),
+        ``manifest_kwargs_too_deep`` / ``_too_long`` / ``_too_many_nodes``.
     """
     raw_bytes = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     if len(raw_bytes) > MAX_MANIFEST_BYTES:
@@ -204,10 +251,12 @@ def parse_manifest(text: str | bytes) -> Manifest:
     model_raw = data.get("model") or {}
     if not isinstance(model_raw, Mapping):
         raise _bad("manifest_bad_model", f"'model' must be a mapping (class_name, module_path, kwargs); got "
-                   f"{model_raw!r}.")
+                   f"{_show(model_raw)}.", field="model")
     class_name = model_raw.get("class_name", DEFAULT_MODEL_CLASS)
-    if not isinstance(class_name, str) or not class_name.isidentifier() or keyword.iskeyword(class_name):
-        raise _bad("manifest_bad_class_name", f"model.class_name must be a Python class name; got {class_name!r}.")
+    if not isinstance(class_name, str) or not class_name.isidentifier() or keyword.iskeyword(class_name) \
+            or not class_name.isascii() or len(class_name) > 200:
+        raise _bad("manifest_bad_class_name", f"model.class_name must be a Python class name (ASCII); got "
+                   f"{_show(class_name)}.", field="model.class_name")
     module_path = check_relative_path(model_raw.get("module_path", DEFAULT_MODEL_MODULE), what="model.module_path",
                                       code="manifest_bad_module_path", suffix=".py")
     model = ModelEntry(class_name, module_path, _kwargs(model_raw.get("kwargs"), what="model.kwargs"))
@@ -224,17 +273,30 @@ def parse_manifest(text: str | bytes) -> Manifest:
     names = [s.file_name for s in stat_specs]
     types = [s.type_name for s in stat_specs]
     if len(set(names)) != len(names) or len(set(types)) != len(types):
-        raise _bad("manifest_duplicate_spec", f"stat_specifications repeats a type or file ({types}, {names}); "
-                   "list each spec once.")
+        raise _bad("manifest_duplicate_spec", f"stat_specifications repeats a type or file ({_show(types)}, "
+                   f"{_show(names)}); list each spec once.", field="stat_specifications")
 
     semantic_file = None
     sem = data.get("semantic_specification")
     if sem is not None:
         if not isinstance(sem, Mapping) or "file_name" not in sem:
-            raise _bad("manifest_bad_model", f"'semantic_specification' must be {{file_name: ...}}; got {sem!r}.")
+            raise _bad("manifest_bad_model", f"'semantic_specification' must be {{file_name: ...}}; got "
+                       f"{_show(sem)}.", field="semantic_specification")
         semantic_file = check_relative_path(sem["file_name"], what="semantic_specification.file_name",
                                             code="manifest_bad_file_name")
-    name = data.get("name")
-    lw_id = data.get("id")
-    return Manifest(name=None if name is None else str(name), model=model, stat_specs=stat_specs,
-                    semantic_file=semantic_file, id=None if lw_id is None else str(lw_id))
+    return Manifest(name=_optional_text(data, "name"), model=model, stat_specs=stat_specs,
+                    semantic_file=semantic_file, id=_optional_text(data, "id"))
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    """``name`` / ``id``: informational scalars (the reference writes strings or numbers), bounded and printable."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _bad("manifest_bad_name", f"'{key}' must be a string; got a {type(value).__name__}.", field=key)
+    text = str(value)
+    if len(text) > MANIFEST_MAX_NAME_CHARS or has_control_chars(text):
+        raise _bad("manifest_bad_name", f"'{key}' must be at most {MANIFEST_MAX_NAME_CHARS} printable characters; "
+                   f"got {_show(text)}.", field=key)
+    return text

@@ -1,8 +1,10 @@
 """The contract every statistical specification follows: fit on data, then round-trip through JSON.
 
 Specs travel inside learnware zips as JSON files written by other people, so reading one is an untrusted-input
-boundary: files are size-capped, non-finite numbers are refused at parse time, and every failure is a
-:class:`~lwlib.errors.SpecFormatError` with a stable code.
+boundary: files are size-capped, the number of JSON values is bounded *before* ``json.loads`` builds them (a
+64 MiB file of ``[],`` would otherwise become 20 million Python lists), non-finite numbers are refused at parse
+time, and every failure is a :class:`~lwlib.errors.SpecFormatError` with a stable code whose message names the file
+as the package calls it, never the folder it was extracted to.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lwlib.base import LwEstimator
+from lwlib.constants import RKME_MAX_K, RKME_MAX_VALUES
 from lwlib.errors import SpecFormatError
+from lwlib.text import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,8 @@ __all__ = ["BaseStatSpec", "MAX_SPEC_FILE_BYTES", "read_spec_json"]
 
 # A K=100 × d=13 000 spec is ~25 MB of decimal text; anything far beyond is not a spec we can use.
 MAX_SPEC_FILE_BYTES = 64 * 1024 * 1024
+#: Most JSON values (numbers, lists, strings) a spec file may hold: K·d points, K weights and a little metadata.
+MAX_SPEC_JSON_VALUES = RKME_MAX_VALUES + 2 * RKME_MAX_K + 1_024
 
 
 def _refuse_constant(name: str) -> Any:
@@ -33,8 +39,17 @@ def _refuse_constant(name: str) -> Any:
     )
 
 
-def read_spec_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_SPEC_FILE_BYTES) -> dict[str, Any]:
+def read_spec_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_SPEC_FILE_BYTES,
+                   name: str | None = None) -> dict[str, Any]:
     """Read a spec JSON file into a dict, refusing oversize files, bad JSON, NaN/Infinity and non-objects.
+
+    Parameters
+    ----------
+    path : path-like
+    max_bytes : int
+        Largest file accepted.
+    name : str, optional
+        How messages call the file (the manifest's ``file_name``); defaults to the file's base name.
 
     Raises
     ------
@@ -42,23 +57,36 @@ def read_spec_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_SPEC_FI
         Codes ``spec_missing_file``, ``spec_too_large``, ``spec_bad_json``, ``spec_nonfinite``, ``spec_not_object``.
     """
     p = Path(path)
+    shown = safe_text(name or p.name, max_chars=120)
     if not p.is_file():
-        raise SpecFormatError(f"Statistical specification file {p} does not exist; check the file_name in the "
-                              "manifest.", code="spec_missing_file", path=p)
+        raise SpecFormatError(f"Statistical specification file {shown} does not exist; check the file_name in the "
+                              "manifest.", code="spec_missing_file", path=shown)
     size = p.stat().st_size
     if size > max_bytes:
-        raise SpecFormatError(f"Statistical specification file {p} is {size} bytes, above the {max_bytes}-byte "
-                              "limit; use a smaller reduced set.", code="spec_too_large", path=p, size=size)
+        raise SpecFormatError(f"Statistical specification file {shown} is {size} bytes, above the {max_bytes}-byte "
+                              "limit; use a smaller reduced set.", code="spec_too_large", path=shown, size=size)
     with p.open("rb") as fh:
         raw = fh.read(max_bytes + 1)
+    # Every JSON value after the first is preceded by a ',' or opens a container: counting these bytes (C speed)
+    # bounds what json.loads would allocate, before it allocates it.
+    n_values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    if n_values > MAX_SPEC_JSON_VALUES:
+        raise SpecFormatError(f"Statistical specification file {shown} holds about {n_values} JSON values; an RKME "
+                              f"has at most K·d = {RKME_MAX_VALUES} point coordinates and K = {RKME_MAX_K} weights. "
+                              "Use a smaller reduced set.", code="spec_too_large", path=shown, size=size)
     try:
         obj = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SpecFormatError(f"Statistical specification file {p} is not valid UTF-8 JSON ({exc}); regenerate and "
-                              "save it with the spec's save().", code="spec_bad_json", path=p) from exc
+    except SpecFormatError as exc:
+        exc.message = f"{shown}: {exc.message}"
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else safe_text(exc, max_chars=160)
+        raise SpecFormatError(f"Statistical specification file {shown} is not valid UTF-8 JSON ({why}); regenerate "
+                              "and save it with the spec's save().", code="spec_bad_json", path=shown) from exc
     if not isinstance(obj, dict):
-        raise SpecFormatError(f"Statistical specification file {p} holds a JSON {type(obj).__name__}, expected an "
-                              "object with keys z, beta, gamma, num_points, type.", code="spec_not_object", path=p)
+        raise SpecFormatError(f"Statistical specification file {shown} holds a JSON {type(obj).__name__}, expected "
+                              "an object with keys z, beta, gamma, num_points, type.", code="spec_not_object",
+                              path=shown)
     return obj
 
 

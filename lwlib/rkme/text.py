@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from lwlib.constants import RKME_TEXT_TYPE
+from lwlib.constants import RKME_MAX_LANGUAGES, RKME_TEXT_TYPE
 from lwlib.errors import LwdockError, SpecFormatError
 from lwlib.rkme.rkme import RKMETableSpec
 
@@ -159,7 +159,8 @@ class RKMETextSpec(RKMETableSpec):
 
     def _load_extra(self, d: dict[str, Any]) -> None:
         langs = d.get("language", [])
-        if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
-            raise SpecFormatError(f"Text spec field language must be a list of strings, got {langs!r}.",
-                                  code="spec_language")
+        if not isinstance(langs, list) or len(langs) > RKME_MAX_LANGUAGES or \
+                not all(isinstance(x, str) and 0 < len(x) <= 16 and x.isprintable() for x in langs):
+            raise SpecFormatError(f"Text spec field language must be a list of at most {RKME_MAX_LANGUAGES} language "
+                                  "codes such as \"en\" or \"zh-cn\".", code="spec_language", field="language")
         self.language_ = list(langs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from lwlib.constants import RKME_LEGACY_TYPE, RKME_TABLE_TYPE, RKME_TEXT_TYPE
@@ -15,6 +16,7 @@ from lwlib.errors import SpecFormatError
 from lwlib.rkme.base import BaseStatSpec, read_spec_json
 from lwlib.rkme.rkme import RKMETableSpec
 from lwlib.rkme.text import RKMETextSpec
+from lwlib.text import safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,9 @@ SPEC_TYPES: dict[str, type[BaseStatSpec]] = {
 
 def _spec_class(type_name: Any) -> type[BaseStatSpec]:
     if not isinstance(type_name, str) or type_name not in SPEC_TYPES:
-        raise SpecFormatError(f"Unknown statistical specification type {type_name!r}; supported types are "
-                              f"{sorted(SPEC_TYPES)}.", code="spec_unknown_type", type=type_name)
+        raise SpecFormatError(f"Unknown statistical specification type {safe_text(repr(type_name), max_chars=60)}; "
+                              f"supported types are {sorted(SPEC_TYPES)}.", code="spec_unknown_type",
+                              type=safe_text(repr(type_name), max_chars=60))
     return SPEC_TYPES[type_name]
 
 
@@ -48,7 +51,8 @@ def spec_from_dict(d: dict[str, Any]) -> BaseStatSpec:
     return _spec_class(d.get("type")).from_dict(d)
 
 
-def load_spec_file(path: str | os.PathLike[str], expected_type: str | None = None) -> BaseStatSpec:
+def load_spec_file(path: str | os.PathLike[str], expected_type: str | None = None, *,
+                   name: str | None = None) -> BaseStatSpec:
     """Read and validate a spec JSON file (size-capped, NaN-free), optionally requiring a given type.
 
     Parameters
@@ -57,6 +61,9 @@ def load_spec_file(path: str | os.PathLike[str], expected_type: str | None = Non
     expected_type : str, optional
         The type the manifest declared; the file's ``type`` must map to the same class
         (so the legacy ``RKMEStatSpecification`` matches ``RKMETableSpecification``).
+    name : str, optional
+        How messages call the file (the manifest's ``file_name``); defaults to its base name, so a reason never
+        shows the folder the package was extracted to.
 
     Raises
     ------
@@ -64,11 +71,18 @@ def load_spec_file(path: str | os.PathLike[str], expected_type: str | None = Non
         Codes ``spec_missing_file``, ``spec_too_large``, ``spec_bad_json``, ``spec_nonfinite``, ``spec_shape``,
         ``spec_unknown_type``, ``spec_type_mismatch``, ...
     """
-    d = read_spec_json(path)
-    if expected_type is not None:
-        want, got = _spec_class(expected_type), _spec_class(d.get("type"))
-        if want is not got:
-            raise SpecFormatError(f"Spec file {path} holds type {d.get('type')!r} but the manifest declares "
-                                  f"{expected_type!r}; fix the manifest entry or the file.",
-                                  code="spec_type_mismatch", path=path)
-    return spec_from_dict(d)
+    shown = safe_text(name or Path(path).name, max_chars=120)
+    d = read_spec_json(path, name=shown)
+    try:
+        if expected_type is not None:
+            want, got = _spec_class(expected_type), _spec_class(d.get("type"))
+            if want is not got:
+                raise SpecFormatError(f"Spec file {shown} holds type {safe_text(repr(d.get('type')), max_chars=60)} "
+                                      f"but the manifest declares {expected_type!r}; fix the manifest entry or the "
+                                      "file.", code="spec_type_mismatch", path=shown)
+        return spec_from_dict(d)
+    except SpecFormatError as exc:
+        if not exc.message.startswith(shown):
+            exc.message = f"{shown}: {exc.message}"
+        exc.facts.setdefault("path", shown)
+        raise
