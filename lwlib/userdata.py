@@ -14,10 +14,10 @@ Bounds are checked *before* anything is allocated, and peak memory stays proport
   its compressed size (deflate cannot exceed ~1032:1, so a larger claim is a forged header), and its data are
   streamed into one preallocated array of exactly the declared size.
 * ``.csv`` / ``.txt``: at most ``max_bytes / 4`` bytes of UTF-8 text (a value needs at least 2 bytes of text and
-  becomes 8 bytes of float64). The first row is a **header** when one of its cells is not a number, or when it
-  is exactly ``0,1,…,n-1`` with n ≥ 2 (pandas' default column names; a one-column file whose first value is 0
-  is read as data). An empty first header cell (pandas' unnamed index column) marks the first column as a row
-  index, which is dropped. Ragged rows, empty cells and non-numeric values are refused with their row/column.
+  becomes 8 bytes of float64). The first row is a **header** when one of its non-empty cells is not a number, or
+  when it is exactly ``0,1,…,n-1`` with n ≥ 2 (pandas' default column names; a one-column file whose first value
+  is 0 is read as data). An empty first header cell (pandas' unnamed index column, e.g. ``,0,1`` or ``,a,b``)
+  marks the first column as a row index, which is dropped. Ragged rows, empty cells and non-numeric values are refused with their row/column.
 * every format: no rows or no columns, NaN/±inf, and a width different from ``n_features`` (when the caller knows
   it) are refused.
 """
@@ -179,11 +179,12 @@ def _is_number(token: str) -> bool:
 def _csv_layout(first_line: str) -> tuple[bool, bool]:
     """(is the first line a header, is the first column pandas' unnamed index) — see the module docstring."""
     cells = [c.strip().strip('"').strip() for c in first_line.rstrip("\r\n").split(",")]
-    pandas_default = len(cells) >= 2 and all(c.isdecimal() and c.isascii() for c in cells) and \
-        [int(c) for c in cells] == list(range(len(cells)))
-    header = pandas_default or not all(_is_number(c) for c in cells)
-    index_col = header and len(cells) >= 2 and cells[0] in ("", "Unnamed: 0")
-    return header, index_col
+    index_col = len(cells) >= 2 and cells[0] in ("", "Unnamed: 0")
+    names = cells[1:] if index_col else cells
+    pandas_default = (len(names) >= 2 or index_col) and all(c.isdecimal() and c.isascii() for c in names) and \
+        [int(c) for c in names] == list(range(len(names)))
+    header = pandas_default or any(c and not _is_number(c) for c in cells)
+    return header, header and index_col
 
 
 def _load_csv(p: Path, name: str, max_bytes: int) -> NDArray[np.float64]:
