@@ -3,6 +3,12 @@
 The reference checker instantiates uploader code in the host process and validates with ``assert``; here the model
 only ever runs behind :class:`lwlib.runtime.Runtime`, every probe is explicit, and the outcome is a typed
 :class:`CheckReport` whose status is USABLE or NONUSABLE with a reason a developer can act on.
+
+The report is stored in the catalog, MLflow and Prefect and shown to the submitter, so what it keeps from the model is
+bounded and never free text the model could fill with what it read: reasons are built by the dock from the failure's
+facts (call, exit status, limits), the model's own words are limited to its exception type and the first line of its
+message (control characters stripped, at most :data:`MODEL_LINE_CHARS`, host paths redacted), and even that line is
+withheld when the sandbox could not hide the host filesystem. No stderr, traceback or probe output is stored.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from typing import Any, Callable
 import numpy as np
 
 from lwlib.errors import LwdockError, ModelRuntimeError, RuntimeBuildError
+from lwlib.runtime.text import exception_name, first_line, redact
 from lwlib.status import Status
 
-__all__ = ["CheckReport", "check_learnware", "probe_inputs"]
+__all__ = ["CheckReport", "check_learnware", "probe_inputs", "runtime_unbuilt", "model_failure_reason"]
 
 logger = logging.getLogger(__name__)
 
 N_PROBE = 10
+MODEL_LINE_CHARS = 160
+REASON_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class CheckReport:
     probes: dict[str, Any] = field(default_factory=dict)
     protections: tuple[str, ...] = ()
     duration_s: float = 0.0
+    missing_protections: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -50,6 +60,7 @@ class CheckReport:
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         d["protections"] = tuple(d.get("protections", ()))
+        d["missing_protections"] = tuple(d.get("missing_protections", ()))
         return cls(**d)
 
 
@@ -126,6 +137,54 @@ def _check_output(learnware: Any, name: str, X: np.ndarray, y: np.ndarray, outpu
     return None
 
 
+def _bounded(text: str) -> str:
+    return first_line(text, REASON_CHARS)
+
+
+def model_failure_reason(exc: LwdockError, *, allow_message: bool = True,
+                         host_paths: dict[str, str] | None = None) -> str:
+    """A report-safe reason for a runtime failure, built from the error's facts, not from its message.
+
+    Parameters
+    ----------
+    exc : LwdockError
+        A :class:`~lwlib.errors.ModelRuntimeError` (import, call, crash, timeout, output) or a build error.
+    allow_message : bool
+        Keep the first line of the model's own exception message (only when the sandbox hid the host's files).
+    host_paths : dict, optional
+        Host paths to redact from that line (:attr:`RuntimeModel.host_paths`).
+    """
+    f = exc.facts
+    call = str(f.get("call", "the call"))
+    if isinstance(exc, RuntimeBuildError):
+        return _bounded(f"runtime could not be built: {redact(first_line(exc.message, 300), host_paths or {})}")
+    if exc.code == "model_timeout":
+        return f"model did not answer {call} within {float(f.get('seconds', 0)):g} s (worker stopped)"
+    if exc.code == "model_output_too_large":
+        return (f"output too large: {call} answered {int(f.get('size', 0))} bytes, the limit is "
+                f"{int(f.get('limit', 0))} bytes")
+    if exc.code == "model_protocol_violation":
+        return f"model wrote to the protocol channel during {call} (worker stopped)"
+    if exc.code == "model_shape_invalid":
+        return _bounded(exc.message)
+    if exc.code == "model_out_of_memory":
+        return f"model ran out of memory in {call} (address-space limit)"
+    if "status" in f and "error_type" not in f:
+        return f"model worker died during {call} ({first_line(f['status'], 80)})"
+    if "error_type" in f:
+        what = {"startup": "importing or constructing the model failed"}.get(call, f"{call} raised an error")
+        etype = exception_name(f["error_type"])
+        line = redact(first_line(f.get("error_line", ""), MODEL_LINE_CHARS), host_paths or {}) if allow_message \
+            else "(message withheld: the host filesystem was not hidden from the model)"
+        return _bounded(f"{what}: {etype}: {line}" if line else f"{what}: {etype}")
+    return _bounded(redact(exc.message, host_paths or {}))
+
+
+def runtime_unbuilt(exc: LwdockError) -> CheckReport:
+    """The NONUSABLE report for a learnware whose environment could not be built (bounded, one line)."""
+    return CheckReport(Status.NONUSABLE, model_failure_reason(exc), exc.code)
+
+
 def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, random_state: int = 0) -> CheckReport:
     """Run the model through ``open_runtime(learnware)`` (a context manager yielding a RuntimeModel) and probe it.
 
@@ -140,19 +199,26 @@ def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, rando
     -------
     CheckReport
         USABLE when every probe passes; NONUSABLE with the first problem otherwise. Never raises for model faults.
+        ``protections`` and ``missing_protections`` say how the model was contained.
     """
     t0 = time.perf_counter()
     probes: dict[str, Any] = {}
     protections: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    host_paths: dict[str, str] = {}
     in_shape = out_shape = None
 
     def report(status: Status, reason: str, code: str) -> CheckReport:
-        logger.info("check %s: %s (%s)", getattr(learnware, "id", "?")[:12], status.value, reason)
-        return CheckReport(status, reason, code, in_shape, out_shape, probes, protections, time.perf_counter() - t0)
+        reason = _bounded(reason)
+        logger.info("check %s: %s (%s)", str(getattr(learnware, "id", "?"))[:12], status.value, reason)
+        return CheckReport(status, reason, code, in_shape, out_shape, probes, protections, time.perf_counter() - t0,
+                           missing)
 
     try:
         with open_runtime(learnware) as model:
             protections = tuple(getattr(model, "protections", ()))
+            missing = tuple(getattr(model, "missing_protections", ()))
+            host_paths = dict(getattr(model, "host_paths", {}) or {})
             in_shape = tuple(model.input_shape) if model.input_shape is not None else None
             out_shape = tuple(model.output_shape) if model.output_shape is not None else None
             problem = _expect_shapes(learnware, in_shape, out_shape)
@@ -165,13 +231,14 @@ def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, rando
             for name, X in batches.items():
                 y = np.asarray(model.predict(X))
                 problem = _check_output(learnware, name, X, y, out_shape)
-                probes[name] = {"n": int(X.shape[0]), "ok": problem is None, "output_shape": list(y.shape)}
+                probes[name] = {"n": int(X.shape[0]), "ok": problem is None, "output_shape": list(y.shape)[:8]}
                 if problem:
                     return report(Status.NONUSABLE, problem, "bad_output")
-    except RuntimeBuildError as exc:
-        return report(Status.NONUSABLE, f"runtime could not be built: {exc.message}", exc.code)
-    except ModelRuntimeError as exc:
-        return report(Status.NONUSABLE, exc.message, exc.code)
-    except LwdockError as exc:
-        return report(Status.NONUSABLE, exc.message, exc.code)
+    except LwdockError as exc:  # a failure while opening carries the sandbox facts on the exception
+        protections = protections or tuple(getattr(exc, "sandbox_protections", ()))
+        missing = missing or tuple(getattr(exc, "sandbox_missing", ()))
+        host_paths = host_paths or dict(getattr(exc, "host_paths", {}) or {})
+        allow = isinstance(exc, (RuntimeBuildError, ModelRuntimeError)) and "minimal-filesystem" in protections
+        return report(Status.NONUSABLE, model_failure_reason(exc, allow_message=allow, host_paths=host_paths),
+                      exc.code)
     return report(Status.USABLE, f"{len(probes)} probes passed", "ok")

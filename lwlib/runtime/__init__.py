@@ -3,13 +3,14 @@
 from lwlib.errors import (MalformedOutputError, ModelCrashedError, ModelImportError, ModelTimeoutError,
                           RuntimeBuildError)
 from lwlib.runtime.api import ModelEntrySpec, Runtime, RuntimeModel, RuntimeTarget
-from lwlib.runtime.env import Environment, EnvironmentManager, normalize_requirements, requirements_key
+from lwlib.runtime.env import Environment, EnvironmentManager, requirements_key
+from lwlib.runtime.limits import RuntimeLimits
 from lwlib.runtime.oci import BuildContext, ImageBuildResult, build_image, write_build_context
-from lwlib.runtime.sandbox import RuntimeLimits
+from lwlib.runtime.sandbox import ALL_PROTECTIONS, PROTECTIONS
 
 __all__ = [
     "Runtime", "RuntimeModel", "RuntimeTarget", "ModelEntrySpec", "RuntimeLimits", "Environment",
-    "EnvironmentManager", "normalize_requirements", "requirements_key", "write_build_context", "build_image",
+    "EnvironmentManager", "requirements_key", "write_build_context", "build_image",
     "BuildContext", "ImageBuildResult", "RuntimeBuildError", "ModelImportError", "ModelTimeoutError",
-    "ModelCrashedError", "MalformedOutputError",
+    "ModelCrashedError", "MalformedOutputError", "PROTECTIONS", "ALL_PROTECTIONS",
 ]

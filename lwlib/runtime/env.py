@@ -4,14 +4,15 @@ Why: the reference builds one conda env per learnware with a full solve, no time
 and Python 3.8. Here environments are keyed by the hash of the normalised requirements (equal requirements share one
 venv), built with uv against the local indexes pip uses, under a file lock into a temp dir that is atomically renamed
 with a marker written last. Torch never gets installed into a venv (it would pull GBs of CUDA): torch learnwares run
-in ``inherit`` mode on the dock's own interpreter, in a separate sandboxed process.
+in ``inherit`` mode on the dock's own interpreter, in a separate sandboxed process. What may be installed at all is
+decided once, at validate, by :mod:`lwlib.learnware.requirements`; this module only keys and builds from the typed
+:attr:`Requirements.pins`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.metadata
 import logging
 import os
 import re
@@ -22,23 +23,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import Iterable, Literal
 
 from lwlib.errors import RuntimeBuildError
+from lwlib.learnware.requirements import Pin, Requirements, as_requirements, unmet_by_dock
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Environment", "EnvironmentManager", "normalize_requirements", "requirements_key", "pip_index_args",
-           "unsatisfied_by_host"]
+__all__ = ["Environment", "EnvironmentManager", "requirements_key", "pip_index_args"]
 
 Mode = Literal["auto", "venv", "inherit"]
 READY_MARKER = ".lwdock-ready"
 LOCK_FILE = "requirements.lock"
-DROPPED = frozenset({"learnware"})  # the shim provides learnware.model
-HOST_ONLY = frozenset({"torch"})  # never installed into a venv
 PYPI = "https://pypi.org/simple"
 
 
@@ -55,82 +51,10 @@ class Environment:
     lock_lines: tuple[str, ...] = field(default=(), repr=False)
 
 
-def _packages_of(requirements: Any) -> list[str]:
-    if requirements is None:
-        return []
-    if isinstance(requirements, str):
-        return [requirements]
-    if hasattr(requirements, "packages"):
-        kind = getattr(requirements, "kind", "pip")
-        if kind == "none":
-            return []
-        packages = list(requirements.packages or ())
-        if kind == "conda":  # conda specs: "name=1.2" means "name==1.2.*"; python pins are the dock's business
-            packages = [re.sub(r"^([A-Za-z0-9_.-]+)=(?!=)([^=]+)$", r"\1==\2.*", p.strip()) for p in packages
-                        if not re.match(r"^python\s*([<>=!~]|$)", p.strip())]
-        return packages
-    return list(requirements)
-
-
-def normalize_requirements(requirements: Any) -> tuple[Requirement, ...]:
-    """Parse pip lines into sorted, canonical requirements; drop ``learnware`` pins; refuse URLs and options.
-
-    Raises
-    ------
-    RuntimeBuildError
-        For unparsable lines, pip options (``-e``, ``--index-url`` ...) or direct URL/path requirements.
-    """
-    out: dict[str, Requirement] = {}
-    for raw in _packages_of(requirements):
-        line = str(raw).split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            raise RuntimeBuildError(f"requirement line {line!r} is a pip option; only plain requirements are allowed "
-                                    "(remove index/editable/-r lines from the learnware's requirements)",
-                                    code="requirement_disallowed", package=line)
-        try:
-            req = Requirement(line)
-        except InvalidRequirement as exc:
-            raise RuntimeBuildError(f"requirement {line!r} cannot be parsed ({exc}); use PEP 508 syntax like "
-                                    "'numpy==2.4.6'", code="requirement_invalid", package=line) from None
-        if req.url:
-            raise RuntimeBuildError(f"requirement {line!r} points at a URL/path; only registry packages are "
-                                    "allowed", code="requirement_disallowed", package=req.name)
-        name = canonicalize_name(req.name)
-        if name in DROPPED:
-            continue
-        if req.marker is not None and not req.marker.evaluate():
-            continue
-        req.name = name
-        req.marker = None
-        if name in out:  # merge duplicate lines into one specifier set
-            out[name].specifier &= req.specifier
-            out[name].extras |= req.extras
-        else:
-            out[name] = req
-    return tuple(out[k] for k in sorted(out))
-
-
-def requirements_key(requirements: Any) -> str:
-    """Stable key of the normalised requirements + interpreter version: equal requirements share an env."""
-    lines = [str(r) for r in normalize_requirements(requirements)]
+def requirements_key(requirements: Requirements) -> str:
+    """Stable key of the requirements' pins + interpreter version: equal requirements share an env."""
     tag = f"py{sys.version_info.major}.{sys.version_info.minor}-{sys.platform}-{os.uname().machine}"
-    return hashlib.sha256("\n".join([tag, *lines]).encode()).hexdigest()[:20]
-
-
-def unsatisfied_by_host(reqs: Iterable[Requirement]) -> list[str]:
-    """Requirements the dock's own interpreter does not satisfy (missing or wrong version)."""
-    missing = []
-    for req in reqs:
-        try:
-            version = importlib.metadata.version(req.name)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(f"{req} (not installed)")
-            continue
-        if req.specifier and not req.specifier.contains(version, prereleases=True):
-            missing.append(f"{req} (dock has {version})")
-    return missing
+    return hashlib.sha256("\n".join([tag, *map(str, requirements.pins)]).encode()).hexdigest()[:20]
 
 
 def pip_index_args() -> list[str]:
@@ -154,12 +78,20 @@ def pip_index_args() -> list[str]:
     return args
 
 
-def _named_packages(stderr: str, reqs: Iterable[Requirement]) -> list[str]:
+def _named_packages(stderr: str, reqs: Iterable[Pin]) -> list[str]:
     low = stderr.lower().replace("_", "-")
     named = [r.name for r in reqs if re.search(rf"(?<![\w-]){re.escape(r.name)}(?![\w-])", low)]
     if not named:
         named = re.findall(r"because ([a-z0-9][a-z0-9._-]*)", low)[:3]
     return named
+
+
+def _readable_by_sandbox(path: Path) -> None:
+    """Environments are entered by the sandbox's unprivileged uid: their top folder (a ``mkdtemp``, 0700) must be
+    traversable by others, as uv makes everything inside (0755/0644)."""
+    mode = path.stat().st_mode
+    if mode & 0o005 != 0o005:
+        path.chmod(mode | 0o055)
 
 
 class EnvironmentManager:
@@ -196,47 +128,48 @@ class EnvironmentManager:
             self.index_args = pip_index_args()
         return self.index_args
 
-    def ensure(self, requirements: Any, *, mode: Mode = "auto") -> Environment:
+    def ensure(self, requirements: Requirements | Iterable[str], *, mode: Mode = "auto") -> Environment:
         """Return a ready environment for ``requirements`` (building it once if needed).
+
+        Parameters
+        ----------
+        requirements : Requirements
+            The learnware's typed requirements (``Learnware.requirements``), already checked by the requirements
+            policy at validate. Plain pip lines are accepted for convenience and go through that same policy.
+        mode : {"auto", "venv", "inherit"}
+            ``auto`` inherits the dock's interpreter when it meets every pin, else builds a venv.
 
         Raises
         ------
         RuntimeBuildError
-            Disallowed or unresolvable requirements, torch not satisfiable by the dock, build timeout.
+            ``inherit_unsatisfied`` (inherit asked, pins not met), ``inherit_required`` (a torch learnware with
+            ``mode="venv"``), unresolvable requirements, ``runtime_build_timeout``.
         """
-        reqs = normalize_requirements(requirements)
-        py = getattr(requirements, "python", None)
-        if py and not sys.version.startswith(str(py)):
-            logger.warning("learnware asks for Python %s; it runs on the dock's Python %s", py, sys.version.split()[0])
-        key = requirements_key(requirements)
-        missing = unsatisfied_by_host(reqs)
-        host_only = [r for r in reqs if r.name in HOST_ONLY]
+        reqs = as_requirements(requirements)
+        pins = reqs.pins
+        if reqs.python and not sys.version.startswith(reqs.python):
+            logger.warning("learnware asks for Python %s; it runs on the dock's Python %s", reqs.python,
+                           sys.version.split()[0])
+        key = requirements_key(reqs)
+        missing = unmet_by_dock(pins)
         if mode == "inherit" or (mode == "auto" and not missing):
             if missing:
                 raise RuntimeBuildError(
-                    f"inherit mode needs the dock's interpreter to satisfy every requirement; it does not satisfy: "
+                    f"inherit mode needs the dock's interpreter to meet every requirement; it does not meet: "
                     f"{', '.join(missing)}. Use mode='venv' or relax the pins.", code="inherit_unsatisfied",
                     package=missing[0].split()[0])
-            logger.info("learnware env %s: inherit mode (dock interpreter satisfies %d requirements)", key, len(reqs))
+            logger.info("learnware env %s: inherit mode (dock interpreter meets %d requirements)", key, len(pins))
             return Environment(key=key, python=Path(sys.executable), mode="inherit", path=None,
-                               packages=tuple(str(r) for r in reqs))
-        if host_only:
-            bad = [str(r) for r in host_only if any(m.startswith(r.name) for m in missing)]
-            if bad:
-                detail = f"{bad[0]} is not satisfied by the dock's torch"
-            elif missing:
-                detail = f"the other requirements are not satisfied by the dock ({', '.join(missing)})"
-            else:
-                detail = "mode='venv' was requested"
+                               packages=tuple(map(str, pins)))
+        if reqs.host_only:
             raise RuntimeBuildError(
-                f"requirement on {host_only[0].name}: {detail}; torch is never installed into a learnware venv "
-                "(it would pull GBs of CUDA wheels). Pin a torch the dock has (e.g. torch==2.13.0) and keep the "
-                "other pins satisfiable by the dock so the learnware runs in inherit mode.",
-                code="requirement_disallowed", package=host_only[0].name)
-        return self._build(key, reqs)
+                f"{reqs.host_only[0].name} learnwares run on the dock's own interpreter (torch is never installed into "
+                "a learnware venv), but mode='venv' was requested; use mode='auto' or 'inherit'.",
+                code="inherit_required", package=reqs.host_only[0].name)
+        return self._build(key, pins)
 
     # -- building ------------------------------------------------------------------------------------------
-    def _uv(self, args: list[str], deadline: float, reqs: Iterable[Requirement], what: str) -> str:
+    def _uv(self, args: list[str], deadline: float, reqs: Iterable[Pin], what: str) -> str:
         left = deadline - time.monotonic()
         if left <= 0:
             raise RuntimeBuildError(f"environment build exceeded {self.build_timeout:g} s before {what}",
@@ -257,12 +190,13 @@ class EnvironmentManager:
                 package=named[0] if named else None, packages=named, stderr=tail)
         return res.stdout
 
-    def _build(self, key: str, reqs: tuple[Requirement, ...]) -> Environment:
+    def _build(self, key: str, reqs: tuple[Pin, ...]) -> Environment:
         target = self.root / key
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
         with open(self.root / ".locks" / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (target / READY_MARKER).is_file():
+                _readable_by_sandbox(target)
                 return self._environment(key, target, reqs, 0.0)
             if target.exists():  # half-built leftovers from a crash: no marker means not usable
                 shutil.rmtree(target, ignore_errors=True)
@@ -281,6 +215,7 @@ class EnvironmentManager:
                 frozen = self._uv(["pip", "freeze", "--python", str(py)], deadline, reqs, "freeze the venv")
                 (tmp / LOCK_FILE).write_text(frozen)
                 (tmp / READY_MARKER).write_text(f"{time.time():.0f}\n")  # written last
+                _readable_by_sandbox(tmp)
                 os.rename(tmp, target)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -291,7 +226,7 @@ class EnvironmentManager:
             return self._environment(key, target, reqs, seconds)
 
     @staticmethod
-    def _environment(key: str, target: Path, reqs: tuple[Requirement, ...], seconds: float) -> Environment:
+    def _environment(key: str, target: Path, reqs: tuple[Pin, ...], seconds: float) -> Environment:
         lock = (target / LOCK_FILE).read_text().splitlines() if (target / LOCK_FILE).is_file() else []
         return Environment(key=key, python=target / "venv" / "bin" / "python", mode="venv", path=target,
                            packages=tuple(str(r) for r in reqs), build_seconds=seconds, lock_lines=tuple(lock))

@@ -3,13 +3,16 @@
 Why: the reference's docker mode shares one root container with host networking and installs from public mirrors at
 run time. Here every learnware gets its own reproducible context: its files, a lock of resolved requirements, the
 runner + protocol + ``learnware`` shim, a non-root user, and the runner as ENTRYPOINT (run with ``--network none``).
-Building needs a Docker engine or buildah; when neither answers the result says so instead of failing.
+Building needs a Docker engine or buildah; when neither answers the result says so instead of failing. The engines are
+probed once per process and a missing engine is logged once, not on every submission.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -19,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from lwlib.runtime.api import RUNNER_DIR, RuntimeTarget
-from lwlib.runtime.env import Environment, EnvironmentManager, normalize_requirements
+from lwlib.runtime.env import Environment, EnvironmentManager
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BuildContext", "ImageBuildResult", "write_build_context", "build_image", "BASE_IMAGE", "RUN_ARGS"]
+__all__ = ["BuildContext", "ImageBuildResult", "write_build_context", "ensure_build_context", "build_image",
+           "BASE_IMAGE", "RUN_ARGS"]
 
 BASE_IMAGE = "python:3.11-slim"
 RUN_ARGS = ("--rm", "-i", "--network=none", "--read-only", "--tmpfs=/tmp", "--cap-drop=ALL",
@@ -60,10 +64,10 @@ def _lock_lines(target: RuntimeTarget, environment: Environment | None, envs: En
                 timeout: float) -> tuple[list[str], bool, str]:
     if environment is not None and environment.mode == "venv" and environment.lock_lines:
         return list(environment.lock_lines), True, "venv-freeze"
-    reqs = [str(r) for r in normalize_requirements(target.requirements)]
+    reqs = [str(p) for p in target.requirements.pins]
     if not reqs:
         return [], True, "empty"
-    if envs is not None and not any(r.startswith("torch") for r in reqs):
+    if envs is not None and not target.requirements.host_only:
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "requirements.in"
             src.write_text("\n".join(reqs) + "\n")
@@ -150,7 +154,32 @@ def write_build_context(learnware: Any, dest: Path, *, environment: Environment 
                         lock_source=source)
 
 
+def ensure_build_context(learnware: Any, dest: Path, *, environment: Environment | None = None,
+                         envs: EnvironmentManager | None = None) -> BuildContext:
+    """The build context at ``dest``, written once: content-addressed, so an existing one is the same one.
+
+    Written into a temp dir beside ``dest`` (same filesystem) and renamed in, so it is never half-written; the
+    caller removes ``dest`` when the submission ends without a record.
+    """
+    dest = Path(dest)
+    if (dest / "Containerfile").is_file():
+        return BuildContext(dest, dest / "Containerfile", dest / "requirements.lock", True, "cached")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".part-"))
+    try:
+        written = write_build_context(learnware, tmp, environment=environment, envs=envs)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildContext(dest, dest / "Containerfile", dest / "requirements.lock", written.locked,
+                        written.lock_source)
+
+
+@functools.lru_cache(maxsize=None)
 def _docker_client() -> tuple[Any | None, str]:
+    """The Docker client if an engine answers, probed once per process (a dead socket costs a 10 s timeout)."""
     try:
         import docker
 
@@ -158,7 +187,18 @@ def _docker_client() -> tuple[Any | None, str]:
         client.ping()
         return client, ""
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        return None, f"docker engine not reachable ({type(exc).__name__}: {str(exc)[:200]})"
+        return None, f"docker engine not reachable ({type(exc).__name__})"
+
+
+@functools.lru_cache(maxsize=None)
+def _buildah() -> str | None:
+    return shutil.which("buildah")
+
+
+@functools.lru_cache(maxsize=None)
+def _report_no_engine(reason: str) -> None:
+    """Log a missing engine once per process and reason (every submission used to repeat it)."""
+    logger.info("OCI images are not built: %s (build contexts are still written)", reason)
 
 
 def build_image(context: BuildContext, *, tag: str | None = None, engine: str = "auto",
@@ -184,7 +224,7 @@ def build_image(context: BuildContext, *, tag: str | None = None, engine: str = 
                 return ImageBuildResult(False, reason=f"docker build failed: {exc}", engine="docker", tag=tag)
         reasons.append(why)
     if engine in ("auto", "buildah"):
-        exe = shutil.which("buildah")
+        exe = _buildah()
         if exe is None:
             reasons.append("buildah not installed")
         else:
@@ -203,5 +243,32 @@ def build_image(context: BuildContext, *, tag: str | None = None, engine: str = 
             return ImageBuildResult(False, reason="buildah build failed: " + " | ".join(tail[-3:]),
                                     engine="buildah", tag=tag, log_tail=tail)
     reason = "; ".join(r for r in reasons if r) or f"unknown engine {engine!r}"
-    logger.info("image for %s not built: %s", context.path.name, reason)
+    _report_no_engine(reason)
+    logger.debug("image for %s not built: %s", context.path.name, reason)
     return ImageBuildResult(False, reason=reason, tag=tag)
+
+
+def ensure_build_context(learnware: Any, dest: Path, *, environment: Environment | None = None,
+                         envs: EnvironmentManager | None = None) -> BuildContext:
+    """The learnware's build context at ``dest``, written once: content-addressed, so an existing one is the same.
+
+    Written beside its final place (same filesystem) and renamed in, so it is never half-written.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    dest = Path(dest)
+    if (dest / "Containerfile").is_file():
+        return BuildContext(dest, dest / "Containerfile", dest / "requirements.lock", True, "cached")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".part-"))
+    try:
+        written = write_build_context(learnware, tmp, environment=environment, envs=envs)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildContext(dest, dest / "Containerfile", dest / "requirements.lock", written.locked,
+                        written.lock_source)

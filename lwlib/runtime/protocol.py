@@ -6,7 +6,9 @@ back with ``allow_pickle=False``; object dtypes are rejected on both sides. This
 shipped next to ``runner.py`` so the runner can load it by path inside the sandbox.
 
 Frame layout: ``MAGIC`` (4 bytes) | header length (uint32 big-endian) | JSON header (UTF-8) | array payloads. The header
-holds ``"arrays": [nbytes, ...]`` so the reader knows how much to consume.
+holds ``"arrays": [nbytes, ...]`` so the reader knows how much to consume, and can refuse an answer larger than it is
+willing to hold before reading any of it (``max_bytes``). Payloads are decoded in place (``np.frombuffer`` over the
+bytes read), so the dock holds one copy of an answer, not three.
 """
 
 from __future__ import annotations
@@ -23,12 +25,20 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAY_BYTES = 1 << 34
 ALLOWED_KINDS = frozenset("biufU")  # unicode arrays carry text inputs; never "O"
 
-__all__ = ["MAGIC", "ProtocolError", "encode_message", "decode_header", "decode_arrays", "read_message",
+__all__ = ["MAGIC", "ProtocolError", "PayloadTooLarge", "encode_message", "decode_header", "decode_arrays", "read_message",
            "write_message", "check_array_dtype"]
 
 
 class ProtocolError(Exception):
     """A frame is malformed or carries a forbidden payload (object dtype, oversized header)."""
+
+
+class PayloadTooLarge(ProtocolError):
+    """A frame announces more array bytes than the reader accepts; nothing of the payload was read."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"frame announces {size} bytes of arrays; the limit is {limit}")
+        self.size, self.limit = size, limit
 
 
 def check_array_dtype(arr: np.ndarray, *, name: str = "array") -> None:
@@ -78,24 +88,55 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
     return head
 
 
-def decode_arrays(payloads: list[bytes]) -> list[np.ndarray]:
+def _load_npy(payload: bytes | bytearray | memoryview, name: str) -> np.ndarray:
+    """Decode one ``.npy`` payload without pickle and without copying the data (a view over ``payload``)."""
+    view = memoryview(payload)
+    head = io.BytesIO(view[:4096].tobytes())
+    try:
+        version = np.lib.format.read_magic(head)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise ProtocolError(f"{name} is not a valid pickle-free .npy payload: {exc}") from None
+    if dtype.hasobject:
+        raise ProtocolError(f"{name} is not a valid pickle-free .npy payload: dtype {dtype} holds objects")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    offset = head.tell()
+    if count < 0 or offset + count * dtype.itemsize != len(view):
+        raise ProtocolError(f"{name}: header says {shape} of {dtype} but the payload holds {len(view) - offset} bytes")
+    arr = np.frombuffer(view, dtype=dtype, count=count, offset=offset)
+    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    check_array_dtype(arr, name=name)
+    return arr
+
+
+def decode_arrays(payloads: list[bytes] | list[bytearray]) -> list[np.ndarray]:
     """Load ``.npy`` payloads without pickle and reject object dtypes."""
-    out = []
-    for i, p in enumerate(payloads):
-        try:
-            arr = np.load(io.BytesIO(p), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ProtocolError(f"arrays[{i}] is not a valid pickle-free .npy payload: {exc}") from None
-        check_array_dtype(arr, name=f"arrays[{i}]")
-        out.append(arr)
-    return out
+    return [_load_npy(p, f"arrays[{i}]") for i, p in enumerate(payloads)]
 
 
-def read_message(read_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """Read one frame using ``read_exact(n)`` (which must return exactly n bytes or raise)."""
-    n = decode_header(read_exact(8))
-    head = _parse_header(read_exact(n))
-    payloads = [read_exact(s) for s in head.pop("arrays")]
+def read_message(read_exact: Callable[[int], bytes | bytearray], *,
+                 max_bytes: int | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Read one frame using ``read_exact(n)`` (which must return exactly n bytes or raise).
+
+    Raises
+    ------
+    PayloadTooLarge
+        The header announces more than ``max_bytes`` of arrays (checked before reading them).
+    ProtocolError
+        Any other malformed frame.
+    """
+    n = decode_header(bytes(read_exact(8)))
+    head = _parse_header(bytes(read_exact(n)))
+    sizes = head.pop("arrays")
+    total = sum(sizes)
+    if max_bytes is not None and total > max_bytes:
+        raise PayloadTooLarge(total, max_bytes)
+    payloads = [read_exact(s) for s in sizes]
     return head, decode_arrays(payloads)
 
 

@@ -47,16 +47,16 @@ def _take_protocol_fds() -> tuple[int, int]:
     return proto_in, proto_out
 
 
-def _reader(fd: int) -> Callable[[int], bytes]:
-    def read_exact(n: int) -> bytes:
-        chunks, left = [], n
-        while left:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
+def _reader(fd: int) -> Callable[[int], bytearray]:
+    def read_exact(n: int) -> bytearray:
+        buf = bytearray(n)  # writable: arrays decoded in place stay writable for models that modify X
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = os.readv(fd, [view[got:]])
+            if not k:
                 raise EOFError("host closed the protocol pipe")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            got += k
+        return buf
     return read_exact
 
 
@@ -123,9 +123,13 @@ def _to_array(out: Any) -> np.ndarray:
 
 
 def _error(kind: str, exc: BaseException) -> dict[str, Any]:
-    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    return {"ok": False, "kind": kind, "message": f"{type(exc).__name__}: {exc}"[:2000],
-            "traceback": "".join(tb)[-6000:]}
+    try:
+        text = str(exc)[:2000]
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:]
+    except Exception:  # noqa: BLE001 - a model's __str__ may itself raise
+        text, tb = "<unprintable exception>", ""
+    name = type(exc).__name__[:200]
+    return {"ok": False, "kind": kind, "type": name, "message": f"{name}: {text}", "traceback": tb}
 
 
 def serve(args: argparse.Namespace) -> int:

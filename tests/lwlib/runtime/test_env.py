@@ -6,43 +6,39 @@ import importlib.metadata
 import sys
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from lwlib.errors import RuntimeBuildError
-from lwlib.runtime.env import (READY_MARKER, EnvironmentManager, normalize_requirements, pip_index_args,
-                               requirements_key)
+from lwlib.learnware.requirements import Requirements, RequirementsError, as_requirements
+from lwlib.runtime.env import READY_MARKER, EnvironmentManager, pip_index_args, requirements_key
 
 UV_CACHE = Path.home() / ".cache" / "lwdock-test-uv"
 NP = importlib.metadata.version("numpy")
 SK = importlib.metadata.version("scikit-learn")
 
 
-def test_normalisation_drops_learnware_and_canonicalises() -> None:
-    reqs = normalize_requirements(["Scikit_Learn>=1.0", "# comment", "", "learnware==0.1.2.99", "numpy==2.4.6",
-                                   "numpy<3", "pywin32; sys_platform == 'win32'"])
-    assert [r.name for r in reqs] == ["numpy", "scikit-learn"]
-    assert reqs[0].specifier.contains("2.4.6") and not reqs[0].specifier.contains("2.4.5")
+def test_pins_drop_learnware_merge_duplicates_and_apply_markers() -> None:
+    reqs = as_requirements(["Scikit_Learn>=1.0", "# comment", "", "learnware==0.1.2.99", "numpy==2.4.6",
+                            "numpy<3", "pywin32; sys_platform == 'win32'"])
+    assert [p.name for p in reqs.pins] == ["numpy", "scikit-learn"]
+    assert reqs.pins[0].met_by("2.4.6") and not reqs.pins[0].met_by("2.4.5")
 
 
 def test_equal_requirements_share_a_key() -> None:
-    a = requirements_key(["numpy==2.4.6", "scikit-learn>=1.0", "learnware==0.1.2"])
-    b = requirements_key(SimpleNamespace(kind="pip", packages=("Scikit_Learn >= 1.0", "numpy==2.4.6"), python=None))
+    a = requirements_key(as_requirements(["numpy==2.4.6", "scikit-learn>=1.0", "learnware==0.1.2"]))
+    b = requirements_key(Requirements.from_lines(["Scikit_Learn >= 1.0", "numpy==2.4.6"]))
     assert a == b
-    assert a != requirements_key(["numpy==2.4.5", "scikit-learn>=1.0"])
+    assert a != requirements_key(as_requirements(["numpy==2.4.5", "scikit-learn>=1.0"]))
 
 
-@pytest.mark.parametrize("line, package", [("git+https://example.com/x.git#egg=x", None),
-                                           ("x @ https://example.com/x.whl", "x"),
-                                           ("--index-url https://evil.example/simple", None),
-                                           ("-e .", None), ("numpy >>> 1", None)])
-def test_disallowed_or_invalid_lines(line: str, package: str | None) -> None:
-    with pytest.raises(RuntimeBuildError) as info:
-        normalize_requirements([line])
-    assert info.value.facts["package"]
-    if package:
-        assert info.value.facts["package"] == package
+@pytest.mark.parametrize("line", ["git+https://example.com/x.git#egg=x", "x @ https://example.com/x.whl",
+                                  "--index-url https://evil.example/simple", "-e .", "numpy >>> 1"])
+def test_ensure_refuses_disallowed_lines_with_the_one_policy(tmp_path: Path, line: str) -> None:
+    with pytest.raises(RequirementsError) as info:
+        EnvironmentManager(tmp_path, UV_CACHE).ensure([line])
+    assert info.value.code == "requirements_disallowed" and info.value.facts["reason"]
+    assert not any(tmp_path.iterdir())
 
 
 def test_inherit_when_dock_satisfies(tmp_path: Path) -> None:
@@ -57,12 +53,21 @@ def test_inherit_mode_refuses_unsatisfied(tmp_path: Path) -> None:
     assert info.value.facts["package"] == "numpy==1.0.0"
 
 
-@pytest.mark.parametrize("reqs", [["torch==2.0.1"], ["torch>=2", "numpy==1.0.0"]])
-def test_torch_never_goes_into_a_venv(tmp_path: Path, reqs: list[str]) -> None:
-    with pytest.raises(RuntimeBuildError, match="torch") as info:
+@pytest.mark.parametrize("reqs, reason", [(["torch==2.0.1"], "torch_unmet"),
+                                          (["torch>=2", "numpy==1.0.0"], "needs_dock")])
+def test_torch_never_goes_into_a_venv(tmp_path: Path, reqs: list[str], reason: str) -> None:
+    with pytest.raises(RequirementsError) as info:
         EnvironmentManager(tmp_path, UV_CACHE).ensure(reqs)
-    assert info.value.facts["package"] == "torch"
+    assert info.value.facts["reason"] == reason
     assert not any(p.name != ".locks" for p in tmp_path.iterdir())
+
+
+def test_torch_learnware_with_venv_mode_is_a_build_error(tmp_path: Path) -> None:
+    torch_version = importlib.metadata.version("torch")
+    with pytest.raises(RuntimeBuildError, match="torch") as info:
+        EnvironmentManager(tmp_path, UV_CACHE).ensure([f"torch=={torch_version}"], mode="venv")
+    assert info.value.code == "inherit_required"
+    assert EnvironmentManager(tmp_path, UV_CACHE).ensure([f"torch=={torch_version}"]).mode == "inherit"
 
 
 def test_pip_index_args_mirror_pip_config() -> None:
@@ -109,7 +114,7 @@ def test_unresolvable_requirement_names_the_package(tmp_path: Path) -> None:
 
 def test_half_built_env_without_marker_is_rebuilt(tmp_path: Path) -> None:
     manager = EnvironmentManager(tmp_path, UV_CACHE)
-    key = requirements_key([])
+    key = requirements_key(Requirements())
     (tmp_path / key / "venv").mkdir(parents=True)  # a crash left this behind, no marker
     env = manager.ensure([], mode="venv")
     assert env.key == key and manager.builds == 1 and (tmp_path / key / READY_MARKER).is_file()

@@ -84,9 +84,9 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> EnvironmentManager:
     return EnvironmentManager(tmp_path_factory.mktemp("envs"), Path.home() / ".cache" / "lwdock-test-uv")
 
 
-def _open(lw_dir: Path, envs: EnvironmentManager, **kwargs: object):
+def _open(lw_dir: Path, envs: EnvironmentManager, hide: tuple[Path, ...] = (), **kwargs: object):
     target = RuntimeTarget(lw_dir, ModelEntrySpec(kwargs=dict(kwargs)), ["numpy"], id="hostile")
-    return Runtime.open(target, envs=envs, limits=LIMITS)
+    return Runtime.open(target, envs=envs, hide=hide, limits=LIMITS)
 
 
 def test_hang_times_out_and_fresh_worker_recovers(lw_dir: Path, envs: EnvironmentManager, tmp_path: Path) -> None:
@@ -170,9 +170,9 @@ def test_dock_home_is_hidden(lw_dir: Path, envs: EnvironmentManager, monkeypatch
     secret = home / "catalog.duckdb"
     home.mkdir(parents=True)
     secret.write_text("other learnwares and the catalog")
-    monkeypatch.setenv("LWDOCK_HOME", str(home))
+    monkeypatch.delenv("LWDOCK_HOME", raising=False)
     try:
-        with _open(lw_dir, envs, behaviour="read", target=str(secret)) as model:
+        with _open(lw_dir, envs, behaviour="read", target=str(secret), hide=(home,)) as model:
             assert "hidden-dock-home" in model.protections
             with pytest.raises(ModelRuntimeError, match="FileNotFoundError"):
                 model.predict(X)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from lwlib.learnware.requirements import Requirements
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
 from lwlib.runtime import protocol
 
@@ -87,8 +88,7 @@ def test_relative_imports_kwargs_shapes_and_persistence(tmp_path: Path, envs: En
                 self.offset += 1.0
     ''', {"sub/__init__.py": "", "sub/helper.py": "def scale(x, k):\n    return x * k\n"})
     X = np.arange(12.0).reshape(4, 3)
-    lw = SimpleNamespace(id="abc", root=root, requirements=SimpleNamespace(kind="pip", packages=("numpy",),
-                                                                           python=None),
+    lw = SimpleNamespace(id="abc", root=root, requirements=Requirements.from_lines(["numpy"]),
                          manifest=SimpleNamespace(model=ModelEntrySpec(kwargs={"k": 2.0})))
     with Runtime.open(lw, envs=envs, limits=LIMITS) as model:
         assert model.environment.mode == "inherit"
