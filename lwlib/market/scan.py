@@ -22,7 +22,8 @@ from lwlib.errors import CatalogError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["catalog_stamp", "open_read_only", "spec_keys", "record_columns", "RECORD_COLUMNS", "fold_type"]
+__all__ = ["catalog_stamp", "open_read_only", "spec_keys", "usable_digest", "hinted_state", "record_columns",
+           "resolve_ids", "RECORD_COLUMNS", "fold_type"]
 
 #: Columns of ``learnwares`` a market snapshot keeps (semantic filters, tables, the API).
 RECORD_COLUMNS = ("id", "name", "status", "data_type", "task_type", "library_type", "license", "scenarios",
@@ -89,19 +90,40 @@ def _sql(cat: Any, sql: str, params: list[Any] | None = None) -> dict[str, NDArr
     return dict(cat._con.execute(sql, params or []).fetchnumpy())  # noqa: SLF001
 
 
+_CHOSEN = """chosen AS (
+    SELECT learnware_id, min(spec_type) AS spec_type FROM spec_payloads
+    WHERE z IS NOT NULL AND beta IS NOT NULL AND d IS NOT NULL {extra} GROUP BY learnware_id)"""
+
+
 def spec_keys(cat: Any) -> dict[str, NDArray[Any]]:
     """Every USABLE learnware's searchable spec, one per learnware, in market order (created_at, id).
 
-    The chosen spec is the first with a point set by type name, as ``lwlib.deploy.market_entries`` +
-    ``MarketSearcher`` pick it. Columns: ``id``, ``spec_type`` (as stored), ``d``, ``k``.
+    The chosen spec is the first with a point set by type name, as the torch path
+    (``lwlib.deployment.load_market`` + ``MarketSearcher``) picks it. Columns: ``id`` (bytes, S64),
+    ``spec_type`` (as stored), ``d``.
     """
-    cols = _sql(cat, """
-        SELECT learnware_id AS id, spec_type, d, k FROM (
-            SELECT p.learnware_id, p.spec_type, p.d, p.k, l.created_at,
-                   row_number() OVER (PARTITION BY p.learnware_id ORDER BY p.spec_type) AS rn
-            FROM spec_payloads p JOIN learnwares l ON l.id = p.learnware_id
-            WHERE l.status = 'USABLE' AND p.z IS NOT NULL AND p.beta IS NOT NULL AND p.d IS NOT NULL)
-        WHERE rn = 1 ORDER BY created_at, id""")
+    cols = _sql(cat, f"""WITH {_CHOSEN.format(extra="")}
+        SELECT l.id, c.spec_type, p.d FROM learnwares l JOIN chosen c ON c.learnware_id = l.id
+        JOIN spec_payloads p ON p.learnware_id = c.learnware_id AND p.spec_type = c.spec_type
+        WHERE l.status = 'USABLE' ORDER BY l.created_at, l.id""")
+    return {"id": np.asarray(cols["id"]).astype("S64"), "spec_type": np.asarray(cols["spec_type"]),
+            "d": np.asarray(cols["d"], dtype=np.int64)}
+
+
+def usable_digest(cat: Any) -> list[int]:
+    """[count, xor of DuckDB's hash of the ids] of the USABLE learnwares: changes with any status change."""
+    cols = _sql(cat, "SELECT count(*) AS n, coalesce(bit_xor(hash(id)), 0) AS x FROM learnwares WHERE status = 'USABLE'")
+    return [int(cols["n"][0]), int(cols["x"][0])]
+
+
+def hinted_state(cat: Any, ids: list[str]) -> dict[str, NDArray[Any]]:
+    """For each of ``ids``: its hash, whether it is USABLE now, and its searchable spec (type, d) if any."""
+    cols = _sql(cat, f"""WITH hint AS (SELECT DISTINCT x AS id FROM unnest(?::VARCHAR[]) t(x)),
+        {_CHOSEN.format(extra="AND learnware_id IN (SELECT id FROM hint)")}
+        SELECT h.id, hash(h.id) AS h, coalesce(l.status = 'USABLE', false) AS usable, c.spec_type, p.d
+        FROM hint h LEFT JOIN learnwares l ON l.id = h.id LEFT JOIN chosen c ON c.learnware_id = h.id
+        LEFT JOIN spec_payloads p ON p.learnware_id = c.learnware_id AND p.spec_type = c.spec_type
+        ORDER BY l.created_at, h.id""", [list(ids)])
     return {k: np.asarray(v) for k, v in cols.items()}
 
 
@@ -114,3 +136,19 @@ def record_columns(cat: Any, *, status: str | None = "USABLE") -> dict[str, NDAr
                semantic IS NOT NULL AS has_semantic
         FROM learnwares {where} ORDER BY created_at, id""", [status] if status else [])
     return {k: np.asarray(v) for k, v in cols.items()}
+
+
+def resolve_ids(cat: Any, text: str, *, limit: int = 5) -> list[str]:
+    """Ids matching ``text``: the exact id, else ids starting with it, else learnwares named exactly ``text``.
+
+    One indexed query each (``Dock.resolve_id`` lists the whole catalog, which takes seconds at 10⁵ rows).
+    """
+    exact = _sql(cat, "SELECT id FROM learnwares WHERE id = ?", [text])["id"]
+    if len(exact):
+        return [str(exact[0])]
+    if len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
+        pref = _sql(cat, "SELECT id FROM learnwares WHERE starts_with(id, ?) ORDER BY id LIMIT ?", [text, limit])["id"]
+        if len(pref):
+            return [str(i) for i in pref]
+    named = _sql(cat, "SELECT id FROM learnwares WHERE name = ? ORDER BY created_at, id LIMIT ?", [text, limit])["id"]
+    return [str(i) for i in named]

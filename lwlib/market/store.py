@@ -37,7 +37,7 @@ from lwlib.market.kernel import KernelParams, NumpyView, row_arrays
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IndexStore", "IndexGroup", "REFIT_DRIFT", "REFIT_MAX_ROWS", "FORMAT"]
+__all__ = ["IndexStore", "IndexGroup", "IndexCorruptError", "REFIT_DRIFT", "REFIT_MAX_ROWS", "FORMAT"]
 
 FORMAT = 1
 INDEX_DIR = "search-index"
@@ -45,6 +45,10 @@ REFIT_MAX_ROWS = 2_000  # at or below this many live rows a group is refitted on
 REFIT_DRIFT = 0.10  # refit when live rows changed by more than this share since the kernel was fitted
 ID_BYTES = 64
 _FILES = {"z": np.float64, "beta": np.float64, "self": np.float64, "sketch": np.float32, "live": np.uint8}
+
+
+class IndexCorruptError(OSError):
+    """A group's files are shorter than its committed manifest says (the index is rebuilt on the next sync)."""
 
 
 @dataclass
@@ -108,7 +112,11 @@ class IndexStore:
     def _map(self, gdir: Path, name: str, dtype: Any, shape: tuple[int, ...]) -> NDArray[Any]:
         if int(np.prod(shape)) == 0:
             return np.zeros(shape, dtype=dtype)
-        return np.memmap(gdir / f"{name}.{np.dtype(dtype).str[1:]}", dtype=dtype, mode="r", shape=shape)
+        path = gdir / f"{name}.{np.dtype(dtype).str[1:]}"
+        need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if path.stat().st_size < need:  # a writer died before its data reached the file: rebuild
+            raise IndexCorruptError(f"{path} holds {path.stat().st_size} bytes, the manifest needs {need}")
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
 
     def load_group(self, g: dict[str, Any]) -> IndexGroup:
         gdir = self.root / g["dir"]
@@ -197,9 +205,8 @@ class IndexStore:
             with open(path, "r+b") as fh:
                 fh.truncate(n * row_bytes[name])
                 fh.seek(0, os.SEEK_END)
-                fh.write(np.ascontiguousarray(arr).tobytes())
-                fh.flush()
-                os.fsync(fh.fileno())
+                fh.write(np.ascontiguousarray(arr).tobytes())  # no fsync: the index is rebuildable, and a
+                # torn tail is cut at the next append / detected at load (file shorter than the manifest says)
         return {**entry, "n_rows": n + m}
 
     def clear_rows(self, entry: dict[str, Any], rows: NDArray[np.int64]) -> None:

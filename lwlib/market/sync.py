@@ -2,9 +2,16 @@
 
 :func:`update_index` is the hook the catalog's writer calls after a transaction (a submission, a delete, a
 re-check that flips a status); readers call :func:`sync_index` when the catalog's change stamp differs from the
-index's. Both compare the catalog's USABLE learnwares with the index's live rows and apply the difference —
-the hook's ``added``/``removed`` hints are advisory, the catalog is the truth — so a missed hook, a crash between
-the catalog commit and the index update, or two writers racing all converge on the next call.
+index's. The catalog is always the truth:
+
+* with hints (``added``/``removed`` ids), only those ids are looked up, and the change is applied only if it
+  explains the catalog's whole USABLE set — a [count, xor-of-hashes] digest of the USABLE ids must equal the
+  index's digest updated by the hinted changes; otherwise,
+* the full difference between the catalog's USABLE specs and the index's live rows is applied (sort-based, no
+  per-learnware Python work).
+
+So a missed hook, wrong hints, a crash between the catalog commit and the index update, or two writers racing
+all converge on the next call.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from lwlib.market.scan import catalog_stamp, fold_type, open_read_only, spec_keys
-from lwlib.market.store import REFIT_DRIFT, REFIT_MAX_ROWS, IndexStore, fit_group, rows_under
-from lwlib.market.kernel import KernelParams
+from lwlib.market.scan import catalog_stamp, fold_type, hinted_state, open_read_only, spec_keys, usable_digest
+from lwlib.market.store import (REFIT_DRIFT, REFIT_MAX_ROWS, IndexCorruptError, IndexStore, _slug, fit_group,
+                                rows_under)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,17 @@ class IndexUpdate:
     live: int = 0
     seconds: float = 0.0
     changed: bool = False
+    path: str = "none"  # "none" (up to date), "hints", "diff" or "rebuild"
+
+
+@dataclass
+class _GroupPlan:
+    spec_type: str
+    d: int
+    add: list[str] = field(default_factory=list)  # ids to append, market order
+    add_types: dict[str, list[str]] = field(default_factory=dict)  # stored spec type → ids (for loading)
+    remove: list[int] = field(default_factory=list)  # rows to clear
+    n_live: int = 0
 
 
 def _home(settings_or_home: Any) -> Path:
@@ -49,165 +67,251 @@ def _home(settings_or_home: Any) -> Path:
 
 
 def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequence[str] = ()) -> IndexUpdate:
-    """Bring the index up to date after catalog writes (call it after the transaction has committed).
+    """Bring the index up to date after catalog writes; call it after the transaction has committed.
 
     Parameters
     ----------
     settings_or_home : Settings or path
         The dock home whose catalog changed.
     added, removed : sequence of str
-        Ids the caller wrote or deleted (advisory: the update diffs the catalog anyway, so passing nothing, or
-        the wrong ids, still ends correct).
+        Ids written (submitted, re-checked) or deleted. They make the update O(changes); wrong or missing hints
+        only cost a full comparison, never a wrong index.
     """
-    upd = sync_index(settings_or_home)
-    assert upd is not None  # waited for the lock
-    logger.info("search index updated (hint +%d/-%d): +%d -%d, refitted %s, %d live, %.3fs", len(added),
-                len(removed), upd.added, upd.removed, upd.refitted or "none", upd.live, upd.seconds)
+    upd = _sync(_home(settings_or_home), hints=[*added, *removed], wait=True)
+    logger.info("search index: +%d -%d via %s, refitted %s, %d live, %.3fs", upd.added, upd.removed, upd.path,
+                upd.refitted or "none", upd.live, upd.seconds)
     return upd
 
 
 def rebuild_index(settings_or_home: Any, *, keep_params: bool = False) -> IndexUpdate:
     """Rebuild every group from the catalog (``lwdock catalog rebuild``); ``keep_params`` reuses the kernels."""
-    upd = sync_index(settings_or_home, rebuild=True, keep_params=keep_params)
-    assert upd is not None  # waited for the lock
-    return upd
+    return _sync(_home(settings_or_home), rebuild=True, keep_params=keep_params, wait=True)
 
 
-def sync_index(settings_or_home: Any, *, rebuild: bool = False, keep_params: bool = False, wait: bool = True,
-               refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> IndexUpdate | None:
-    """Apply the catalog's changes to the index under the writer lock (no-op when the stamp matches).
+def sync_index(settings_or_home: Any, *, wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS,
+               refit_drift: float = REFIT_DRIFT) -> IndexUpdate | None:
+    """Apply the catalog's changes to the index (a no-op costing two ``stat`` calls when it is up to date).
 
-    Returns None when ``wait`` is False and another process holds the lock (a reader then searches the last
-    committed index rather than queueing behind a refit).
+    Returns None when ``wait`` is False and another process holds the writer lock: a reader then searches the
+    last committed index instead of queueing behind a refit.
     """
-    home = _home(settings_or_home)
+    return _sync(_home(settings_or_home), wait=wait, refit_max_rows=refit_max_rows, refit_drift=refit_drift)
+
+
+def _sync(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_params: bool = False,
+          wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> Any:
+    try:
+        return _sync_once(home, hints=hints, rebuild=rebuild, keep_params=keep_params, wait=wait,
+                          refit_max_rows=refit_max_rows, refit_drift=refit_drift)
+    except IndexCorruptError as exc:
+        logger.warning("search index under %s is damaged (%s); rebuilding it from the catalog", home, exc)
+        return _sync_once(home, rebuild=True, wait=wait, refit_max_rows=refit_max_rows, refit_drift=refit_drift)
+
+
+def _sync_once(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_params: bool = False,
+               wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> Any:
     store, catalog = IndexStore(home), home / "catalog.duckdb"
     t0 = time.perf_counter()
     upd = IndexUpdate()
-    stamp = catalog_stamp(catalog)
     manifest = store.read_manifest()
-    if manifest is not None and not rebuild and manifest.get("catalog_stamp") == stamp:
-        return _summary(upd, manifest, t0)  # up to date: no lock, no catalog read
+    if manifest is not None and not rebuild and manifest.get("catalog_stamp") == catalog_stamp(catalog):
+        return _summary(upd, manifest, t0)
     with store.locked(wait=wait) as got:
         if not got:
             return None
-        stamp = catalog_stamp(catalog)
+        stamp = catalog_stamp(catalog)  # before reading: a write after this makes the next reader sync again
         manifest = store.read_manifest()
         if manifest is not None and not rebuild and manifest.get("catalog_stamp") == stamp:
             return _summary(upd, manifest, t0)
-        groups_old = {g["key"]: g for g in (manifest or {}).get("groups", [])}
+        old = {g["key"]: g for g in (manifest or {}).get("groups", [])}
         if not catalog.exists():
-            new = {"catalog_stamp": stamp, "groups": []}
+            upd.removed = sum(int(g.get("n_live", 0)) for g in old.values())
+            upd.changed, upd.path = bool(old), "diff"
+            new: dict[str, Any] = {"catalog_stamp": stamp, "groups": [], "usable_digest": [0, 0]}
             store.commit(new)
-            upd.removed = sum(int(store.group_rows(g)[1].sum()) for g in groups_old.values())
-            upd.changed = bool(groups_old)
             return _summary(upd, new, t0)
         with open_read_only(catalog) as cat:
-            keys = spec_keys(cat)
-            wanted = _by_group(keys)
+            digest = usable_digest(cat)
+            plans = None
+            if hints and manifest is not None and not rebuild and manifest.get("usable_digest"):
+                plans = _plan_from_hints(cat, store, old, list(dict.fromkeys(hints)), manifest["usable_digest"],
+                                         digest)
+                upd.path = "hints" if plans is not None else upd.path
+            if plans is None:
+                plans = _plan_full(cat, store, old)
+                upd.path = "rebuild" if rebuild else "diff"
             entries = []
-            for key, (stype, d, ids, stored_types) in wanted.items():
-                old = groups_old.get(key)
-                entries.append(_sync_group(store, cat, old, stype, d, ids, stored_types, upd, rebuild=rebuild,
-                                           keep_params=keep_params, refit_max_rows=refit_max_rows,
-                                           refit_drift=refit_drift))
-            for key, old in groups_old.items():
-                if key not in wanted:
-                    upd.removed += int(store.group_rows(old)[1].sum())
+            for key, plan in plans.items():
+                if plan.n_live > 0:
+                    entries.append(_apply(store, cat, old.get(key), plan, upd, rebuild=rebuild,
+                                          keep_params=keep_params, refit_max_rows=refit_max_rows,
+                                          refit_drift=refit_drift))
+                elif key in old:  # no USABLE learnware left in this feature space
+                    upd.removed += len(plan.remove)
                     upd.changed = True
-        new = {"catalog_stamp": stamp, "groups": entries}
+            entries += [g for key, g in old.items() if key not in plans]
+        new = {"catalog_stamp": stamp, "groups": entries, "usable_digest": digest}
         store.commit(new)
         return _summary(upd, new, t0)
 
 
 def _summary(upd: IndexUpdate, manifest: dict[str, Any], t0: float) -> IndexUpdate:
     upd.groups = len(manifest.get("groups", []))
-    upd.live = sum(int(g.get("n_live", g.get("n_rows", 0))) for g in manifest.get("groups", []))
+    upd.live = sum(int(g.get("n_live", 0)) for g in manifest.get("groups", []))
     upd.seconds = time.perf_counter() - t0
     return upd
 
 
-def _by_group(keys: dict[str, NDArray[Any]]) -> dict[str, tuple[str, int, list[str], dict[str, list[str]]]]:
-    """Catalog ids per index group (fold(spec type), d), in market order, with the stored type of each id."""
-    from lwlib.market.store import _slug
+def _member(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.bool_]:
+    """``a[i] in b`` for byte-string arrays, by sorting (np.isin is slow on strings)."""
+    if a.size == 0 or b.size == 0:
+        return np.zeros(a.size, dtype=bool)
+    bs = np.sort(b)
+    pos = np.minimum(np.searchsorted(bs, a), bs.size - 1)
+    return bs[pos] == a
 
-    out: dict[str, tuple[str, int, list[str], dict[str, list[str]]]] = {}
-    for i, st, d in zip(keys["id"].tolist(), keys["spec_type"].tolist(), keys["d"].tolist()):
-        ft = fold_type(st)
-        key = _slug(ft, d)
-        entry = out.setdefault(key, (ft, int(d), [], {}))
-        entry[2].append(i)
-        entry[3].setdefault(st, []).append(i)
-    return out
+
+def _plan_full(cat: Any, store: IndexStore, old: dict[str, dict[str, Any]]) -> dict[str, _GroupPlan]:
+    """The full difference between the catalog's USABLE specs and the index's live rows, per group."""
+    keys = spec_keys(cat)
+    plans: dict[str, _GroupPlan] = {}
+    folded = np.array([fold_type(t) for t in keys["spec_type"].tolist()], dtype=object) \
+        if keys["id"].size else np.zeros(0, dtype=object)
+    for ft in sorted(set(folded.tolist())):
+        for d in np.unique(keys["d"][folded == ft]).tolist():
+            sel = (folded == ft) & (keys["d"] == d)
+            cat_ids, types = keys["id"][sel], keys["spec_type"][sel]
+            key = _slug(ft, d)
+            plan = _GroupPlan(ft, int(d), n_live=int(sel.sum()))
+            live_rows = np.zeros(0, np.int64)
+            live_ids = np.zeros(0, "S64")
+            if key in old:
+                gids, glive = store.group_rows(old[key])
+                live_rows = np.flatnonzero(glive)
+                live_ids = np.asarray(gids[live_rows])
+            new_mask = ~_member(cat_ids, live_ids)
+            plan.add = [i.decode() for i in cat_ids[new_mask].tolist()]
+            for t in set(types[new_mask].tolist()):
+                plan.add_types[t] = [i.decode() for i in cat_ids[new_mask & (types == t)].tolist()]
+            plan.remove = live_rows[~_member(live_ids, cat_ids)].tolist()
+            plans[key] = plan
+    for key, g in old.items():  # groups with no USABLE learnware left
+        if key not in plans:
+            gids, glive = store.group_rows(g)
+            plans[key] = _GroupPlan(g["spec_type"], int(g["d"]), remove=np.flatnonzero(glive).tolist(), n_live=0)
+    return plans
+
+
+def _plan_from_hints(cat: Any, store: IndexStore, old: dict[str, dict[str, Any]], ids: list[str],
+                     old_digest: list[int], digest: list[int]) -> dict[str, _GroupPlan] | None:
+    """Plans touching only ``ids``, or None when they do not explain the catalog's change (then: full diff)."""
+    st = hinted_state(cat, ids)
+    n, x = int(old_digest[0]), int(old_digest[1])
+    plans: dict[str, _GroupPlan] = {}
+    spec_null = np.ma.getmaskarray(st["spec_type"]) if st["id"].size else np.zeros(0, bool)
+    for i, h, usable, stype, d, no_spec in zip(st["id"].tolist(), st["h"].tolist(), st["usable"].tolist(),
+                                               np.ma.getdata(st["spec_type"]).tolist(),
+                                               np.ma.getdata(st["d"]).tolist(), spec_null.tolist()):
+        where = _find_live(store, old, i)
+        indexable = bool(usable) and not no_spec
+        if bool(usable) and not indexable:
+            return None  # USABLE without a searchable spec: not tracked by the index's rows, compare fully
+        if indexable == (where is not None):
+            continue
+        n += 1 if indexable else -1
+        x ^= int(h)
+        if indexable:
+            ft = fold_type(str(stype))
+            plan = plans.setdefault(_slug(ft, int(d)), _GroupPlan(ft, int(d)))
+            plan.add.append(i)
+            plan.add_types.setdefault(str(stype), []).append(i)
+        else:
+            key, row = where  # type: ignore[misc]
+            g = old[key]
+            plans.setdefault(key, _GroupPlan(g["spec_type"], int(g["d"]))).remove.append(row)
+    if [n, x] != [int(digest[0]), int(digest[1])]:
+        return None
+    for key, plan in plans.items():
+        plan.n_live = int(old[key].get("n_live", 0)) if key in old else 0
+        plan.n_live += len(plan.add) - len(plan.remove)
+    return plans
+
+
+def _find_live(store: IndexStore, old: dict[str, dict[str, Any]], lid: str) -> tuple[str, int] | None:
+    target = np.bytes_(lid.encode())
+    for key, g in old.items():
+        gids, glive = store.group_rows(g)
+        rows = np.flatnonzero((np.asarray(gids) == target) & glive)
+        if rows.size:
+            return key, int(rows[0])
+    return None
 
 
 def _load_specs(cat: Any, d: int, ids: list[str], stored_types: dict[str, list[str]]
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Padded (Z, beta) of ``ids`` in that order, loaded per stored spec type with one vectorised stack each."""
-    wanted = set(ids)
-    parts = []
-    for st, st_ids in stored_types.items():
-        sel = [i for i in st_ids if i in wanted]
-        if not sel:
-            continue
-        stack = cat.load_spec_stack(st, d=d, ids=sel if len(sel) <= _FEW_IDS else None, status=None)
-        parts.append(stack)
+    parts = [cat.load_spec_stack(t, d=d, ids=t_ids if len(t_ids) <= _FEW_IDS else None, status=None)
+             for t, t_ids in stored_types.items() if t_ids]
     kmax = max(int(p.Z.shape[1]) for p in parts)
-    pos = {i: n for n, i in enumerate(ids)}
+    want = np.asarray(ids, dtype="S64")
+    order = np.argsort(want)
     Z, beta = np.zeros((len(ids), kmax, d)), np.zeros((len(ids), kmax))
     for p in parts:
-        src_ids = np.asarray(p.ids, dtype=object)
-        dest = np.fromiter((pos.get(i, -1) for i in src_ids), dtype=np.int64, count=len(src_ids))
-        ok = dest >= 0
-        Z[dest[ok], :p.Z.shape[1]] = p.Z[ok]
-        beta[dest[ok], :p.beta.shape[1]] = p.beta[ok]
+        src = np.asarray(p.ids, dtype="S64")
+        pos = np.minimum(np.searchsorted(want[order], src), len(ids) - 1)
+        ok = want[order][pos] == src
+        dest = order[pos[ok]]
+        Z[dest, :p.Z.shape[1]] = p.Z[ok]
+        beta[dest, :p.beta.shape[1]] = p.beta[ok]
     return Z, beta
 
 
-def _sync_group(store: IndexStore, cat: Any, old: dict[str, Any] | None, stype: str, d: int, ids: list[str],
-                stored_types: dict[str, list[str]], upd: IndexUpdate, *, rebuild: bool, keep_params: bool,
-                refit_max_rows: int, refit_drift: float) -> dict[str, Any]:
-    live_ids: dict[str, int] = {}
-    if old is not None:
-        gids, glive = store.group_rows(old)
-        live_ids = {bytes(gids[r]).decode(): int(r) for r in np.flatnonzero(glive)}
-    want = set(ids)
-    added = [i for i in ids if i not in live_ids]
-    removed_rows = np.array(sorted(r for i, r in live_ids.items() if i not in want), dtype=np.int64)
-    upd.added += len(added)
-    upd.removed += int(removed_rows.size)
-    if old is not None and not added and removed_rows.size == 0 and not rebuild:
-        return {**old, "n_live": len(ids)}
+def _apply(store: IndexStore, cat: Any, old: dict[str, Any] | None, plan: _GroupPlan, upd: IndexUpdate, *,
+           rebuild: bool, keep_params: bool, refit_max_rows: int, refit_drift: float) -> dict[str, Any]:
+    """Write one group's change: append/clear rows under the frozen kernel, or refit the group."""
+    upd.added += len(plan.add)
+    upd.removed += len(plan.remove)
+    if old is not None and not plan.add and not plan.remove and not rebuild:
+        return {**old, "n_live": plan.n_live}
     upd.changed = True
-    n_live = len(ids)
-    refit = (old is None or rebuild or n_live <= refit_max_rows
-             or abs(n_live - int(old["fitted_n"])) > refit_drift * max(1, int(old["fitted_n"])))
-    if not refit and added:
-        Z_new, b_new = _load_specs(cat, d, added, stored_types)
-        if Z_new.shape[1] > int(old["kmax"]):  # a bigger reduced set than the padding allows
-            refit = True
+    refit = (old is None or rebuild or plan.n_live <= refit_max_rows
+             or abs(plan.n_live - int(old["fitted_n"])) > refit_drift * max(1, int(old["fitted_n"])))
+    Z_new = b_new = None
+    if not refit and plan.add:
+        Z_new, b_new = _load_specs(cat, plan.d, plan.add, plan.add_types)
+        refit = Z_new.shape[1] > int(old["kmax"])  # type: ignore[index]  # a reduced set larger than the padding
     if refit:
-        Z, beta = _load_specs(cat, d, ids, stored_types)
-        version = 1 if old is None else int(old["version"]) + 1
-        if keep_params and old is not None:
-            params = store.load_group(old).view.params
-            Zt, selfs, sketch = rows_under(params, Z, beta)
-            fitted_n = int(old["fitted_n"])
-        else:
-            params, Zt, selfs, sketch = fit_group(stype, ids, Z, beta)
-            fitted_n = n_live
-            upd.refitted.append(f"{stype}/d={d}")
-        entry = store.write_group(stype, d, version, ids, params, Zt, beta, selfs, sketch, fitted_n)
-        return {**entry, "n_live": n_live}
-    assert old is not None
-    store.clear_rows(old, removed_rows)
+        return _refit(store, cat, old, plan, upd, keep_params=keep_params)
+    if old is None:  # pragma: no cover - refit is forced for new groups
+        raise RuntimeError("a new index group must be fitted")
+    store.clear_rows(old, np.asarray(plan.remove, dtype=np.int64))
     entry = dict(old)
-    if added:
-        params = _params_of(store, old)
+    if plan.add and Z_new is not None and b_new is not None:
+        params = store.load_group(old).view.params
         Zt, selfs, sketch = rows_under(params, Z_new, b_new)
-        entry = store.append_rows(old, added, Zt, b_new, selfs, sketch)
-    return {**entry, "n_live": n_live}
+        entry = store.append_rows(old, plan.add, Zt, b_new, selfs, sketch)
+    return {**entry, "n_live": plan.n_live}
 
 
-def _params_of(store: IndexStore, entry: dict[str, Any]) -> KernelParams:
-    return store.load_group(entry).view.params
+def _refit(store: IndexStore, cat: Any, old: dict[str, Any] | None, plan: _GroupPlan, upd: IndexUpdate, *,
+           keep_params: bool) -> dict[str, Any]:
+    """Rewrite the group from the catalog in market order, fitting its kernel unless ``keep_params``."""
+    keys = spec_keys(cat)
+    sel = (keys["d"] == plan.d) & np.array([fold_type(t) == plan.spec_type for t in keys["spec_type"].tolist()],
+                                           dtype=bool)
+    ids = [i.decode() for i in keys["id"][sel].tolist()]
+    types: dict[str, list[str]] = {}
+    for i, t in zip(ids, keys["spec_type"][sel].tolist()):
+        types.setdefault(t, []).append(i)
+    Z, beta = _load_specs(cat, plan.d, ids, types)
+    version = 1 if old is None else int(old["version"]) + 1
+    if keep_params and old is not None:
+        params = store.load_group(old).view.params
+        Zt, selfs, sketch = rows_under(params, Z, beta)
+        fitted_n = int(old["fitted_n"])
+    else:
+        params, Zt, selfs, sketch = fit_group(plan.spec_type, ids, Z, beta)
+        fitted_n = len(ids)
+        upd.refitted.append(f"{plan.spec_type}/d={plan.d}")
+    entry = store.write_group(plan.spec_type, plan.d, version, ids, params, Zt, beta, selfs, sketch, fitted_n)
+    return {**entry, "n_live": len(ids)}

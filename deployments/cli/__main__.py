@@ -1,0 +1,5 @@
+"""`python -m deployments.cli` = `lwdock`."""
+
+from deployments.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""The `lwdock` application: one Typer app, its command groups, and the error handling around all of them.
+
+Commands live in modules by role: :mod:`.reads` (list, show, search — fast, no Prefect), :mod:`.writes`
+(submit, delete, recheck, reuse — Prefect flows), :mod:`.ops` (serve, api, ui, demo, catalog, doctor). Each
+module only imports heavy packages inside the command that needs them, so ``lwdock --help`` and the read
+commands start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+import typer
+
+from deployments.cli import ops, reads, writes
+from deployments.cli.common import EPILOG, EXIT, UserError, handle_error, state
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Learnware Dock: submit learnwares (model + specification), search the market, reuse what fits. "
+         "State lives under --home (default $LWDOCK_HOME or ~/.lwdock).",
+    epilog=EPILOG, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show logs and tracebacks for every command.")
+          ) -> None:
+    state.verbose = state.verbose or verbose
+
+
+for module in (reads, writes, ops):
+    module.register(app)
+
+
+def _mount_cluster() -> None:
+    """`lwdock cluster up|down` when the cluster module is present (it brings its own dependencies)."""
+    try:
+        from deployments.cluster import cluster_app
+    except ImportError:
+        return
+    app.add_typer(cluster_app, name="cluster")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console entry point: one ``error:`` line and a documented exit code for every failure."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state.verbose = state.verbose or any(a in ("-v", "--verbose") for a in args)
+    if args[:1] == ["cluster"]:
+        _mount_cluster()
+    try:
+        rv = app(args=args, prog_name="lwdock", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else "", err=False)
+        sys.exit(EXIT.OK if not args else EXIT.USAGE)
+    except click.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx is not None else "lwdock"
+        sys.exit(handle_error(UserError(f"{exc.format_message()} (see: {path} --help)", EXIT.USAGE)))
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.exit(EXIT.INTERRUPTED)
+    except click.ClickException as exc:
+        sys.exit(handle_error(UserError(exc.format_message(), EXIT.USAGE)))
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line (traceback with --verbose)
+        sys.exit(handle_error(exc))
+    sys.exit(int(rv) if isinstance(rv, int) else EXIT.OK)
