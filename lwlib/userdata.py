@@ -44,7 +44,7 @@ __all__ = ["load_table", "save_table", "SUPPORTED_SUFFIXES"]
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 _MAX_NPY_HEADER = 10_000  # numpy's own default for untrusted headers
 _DEFLATE_MAX_RATIO = 1_032  # the most deflate can expand (258-byte matches from 2-bit codes)
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20  # zipfile holds ~4 chunks (compressed input, tail, output) while inflating one
 
 
 def _err(code: str, cause: str, name: str, fix: str) -> UserDataError:

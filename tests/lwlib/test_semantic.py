@@ -133,3 +133,43 @@ def test_query_from_reference_user_info() -> None:
     assert SemanticQuery.from_reference(q.to_reference()) == q
     with pytest.raises(SemanticSpecError):
         SemanticQuery.from_reference({"Data": {"Type": "Class", "Values": ["Video"]}})
+
+
+# ---------------------------------------------------------------- untrusted input (issue 10)
+def test_parse_untrusted_accepts_text_bytes_dicts_and_specs() -> None:
+    spec = SemanticSpec.from_reference(REF)
+    text = json.dumps(REF)
+    assert SemanticSpec.parse_untrusted(text) == spec
+    assert SemanticSpec.parse_untrusted(b"\xef\xbb\xbf" + text.encode()) == spec  # UTF-8 BOM
+    assert SemanticSpec.parse_untrusted(REF) == spec
+    assert SemanticSpec.parse_untrusted(spec) is spec
+
+
+def test_markup_is_data_but_control_characters_are_refused() -> None:
+    assert SemanticSpec.from_reference(_with(Name={"Type": "String", "Values": "[/bold] %s {0}"})).name == \
+        "[/bold] %s {0}"
+    assert _err(_with(Name={"Type": "String", "Values": "a\x1b[31mb"})) == "semantic_control_chars"
+    multi = SemanticSpec.from_reference(_with(Description={"Type": "String", "Values": "line 1\nline 2\tx"}))
+    assert multi.description == "line 1\nline 2\tx"
+
+
+def test_text_bounds() -> None:
+    from lwlib.constants import SEMANTIC_MAX_DESCRIPTION_CHARS, SEMANTIC_MAX_NAME_CHARS
+
+    ok = _with(Name={"Type": "String", "Values": "n" * SEMANTIC_MAX_NAME_CHARS},
+               Description={"Type": "String", "Values": "d" * SEMANTIC_MAX_DESCRIPTION_CHARS})
+    assert len(SemanticSpec.from_reference(ok).name) == SEMANTIC_MAX_NAME_CHARS
+    assert _err(_with(Name={"Type": "String", "Values": "n" * (SEMANTIC_MAX_NAME_CHARS + 1)})) == "semantic_too_long"
+
+
+def test_errors_never_echo_the_payload() -> None:
+    huge = {"Dimension": "x" * 5_000, "Description": {}}
+    with pytest.raises(SemanticSpecError) as ei:
+        SemanticSpec.from_reference(_with(Input=huge))
+    assert len(ei.value.message) < 500
+
+
+def test_query_bounds() -> None:
+    assert SemanticQuery.from_reference({"Name": {"Values": "digits [x]"}}).name == "digits [x]"
+    with pytest.raises(SemanticSpecError):
+        SemanticQuery(data_type=["Table"] * 100)

@@ -225,3 +225,26 @@ def test_failed_overwrite_keeps_old_tree(tmp_path: Path, work: Path) -> None:
         safe_extract(bad, dest, overwrite=True)
     assert (dest / "v.txt").read_bytes() == b"one"
     assert sorted(p.name for p in work.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("name,code", [
+    ("a" * 256 + ".py", "archive_name_too_long"),
+    ("d/" * 40 + "x.py", "archive_too_deep"),
+    ("\uff0e\uff0e/x.py", "archive_path_traversal"),
+    ("a\x1b[31m.py", "archive_bad_path"),
+    ("a\u202e.py", "archive_bad_path"),
+])
+def test_rejects_long_deep_and_odd_names(tmp_path: Path, work: Path, name: str, code: str) -> None:
+    _reject(_zip(tmp_path / "n.zip", [("ok.txt", b"fine"), (name, b"x")]), work, code)
+
+
+def test_accepts_unicode_and_longest_names(tmp_path: Path, work: Path) -> None:
+    longest = "é" * 127 + "a"  # 255 bytes in UTF-8
+    z = _zip(tmp_path / "u.zip", [("modèle/数据.py", b"1"), (f"x/{longest}", b"2")])
+    root = safe_extract(z, work / "out")
+    assert (root / "modèle" / "数据.py").read_bytes() == b"1" and (root / "x" / longest).is_file()
+
+
+def test_member_count_checked_before_parsing_the_directory(tmp_path: Path, work: Path) -> None:
+    z = _zip(tmp_path / "m.zip", [(f"f{i}", b"") for i in range(10)])
+    _reject(z, work, "archive_too_many_members", ArchiveLimits(max_members=5))

@@ -129,3 +129,14 @@ def test_to_yaml_round_trip() -> None:
     assert "!!" not in text
     assert parse_manifest(text) == m
     assert yaml.safe_load(text)["stat_specifications"][0]["module_path"] == "learnware.specification"
+
+
+def test_bounds_and_plain_kwargs() -> None:
+    assert _code("model:\n  kwargs:\n    when: 2001-01-01\n") == "manifest_kwargs_bad_type"
+    assert _code("model:\n  kwargs:\n    x: " + "[" * 100 + "]" * 100 + "\n") == "manifest_too_deep"
+    assert _code("a: &x 1\nb: *x\n") == "manifest_yaml_alias"
+    assert _code("name: {a: 1}\n") == "manifest_bad_name"
+    ok = parse_manifest("name: 2024\nmodel:\n  kwargs: {shape: !!python/tuple [3, 4], lr: 0.1, tags: [a, b], "
+                        "opt: {beta: null, enabled: true}}\n")
+    assert ok.name == "2024"
+    assert ok.model.kwargs == {"shape": (3, 4), "lr": 0.1, "tags": ["a", "b"], "opt": {"beta": None, "enabled": True}}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from fixtures.reference_zip import make_reference_zip, reference_semantic
-from lwlib.errors import InvalidPackageError
+from lwlib.errors import InvalidPackageError, SemanticSpecError
 from lwlib.learnware import open_learnware, sha256_file
 
 
@@ -82,3 +83,23 @@ def test_missing_zip(tmp_path: Path) -> None:
     with pytest.raises(InvalidPackageError) as ei:
         open_learnware(tmp_path / "nope.zip", tmp_path)
     assert ei.value.code == "package_not_found"
+
+
+def test_refused_zip_leaves_nothing_and_reason_has_no_host_path(tmp_path: Path) -> None:
+    z = make_reference_zip(tmp_path / "a.zip", broken="missing_stat")
+    work = tmp_path / "w"
+    with pytest.raises(InvalidPackageError) as ei:
+        open_learnware(z, work)
+    assert list(work.iterdir()) == [], "no extracted tree, no staging folder"
+    assert str(work) not in ei.value.message and str(tmp_path) not in ei.value.message
+    assert "stat_spec.json" in ei.value.message
+
+
+def test_bad_semantic_override_is_refused_before_extraction(ref_zip: Path, tmp_path: Path) -> None:
+    with pytest.raises(SemanticSpecError) as ei:
+        open_learnware(ref_zip, tmp_path / "w", semantic_spec='{"Name": "x\\u001b[2J"}')
+    assert ei.value.code in {"semantic_missing_key", "semantic_control_chars"}
+    assert not (tmp_path / "w").exists()
+    sem = reference_semantic()
+    lw = open_learnware(ref_zip, tmp_path / "w", semantic_spec=json.dumps(sem))  # JSON text is accepted too
+    assert lw.semantic_spec is not None and lw.semantic_spec.to_reference() == sem
