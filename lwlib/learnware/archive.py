@@ -11,7 +11,9 @@ Member names (:func:`check_member_name`) are refused, each with a code, when the
 * longer than :data:`~lwlib.constants.ARCHIVE_MAX_COMPONENT_BYTES` per component (NAME_MAX: longer names crashed
   extraction with ``OSError: File name too long``) or :data:`~lwlib.constants.ARCHIVE_MAX_NAME_BYTES` in total, or
   deeper than :data:`~lwlib.constants.ARCHIVE_MAX_DEPTH` components;
-* carrying control characters (C0, DEL, C1), lone surrogates, bidi marks or backslashes;
+* carrying control characters (C0, DEL, C1), lone surrogates, bidi marks or backslashes (a NUL never gets here:
+  ``zipfile`` cuts a name at its first NUL when reading the directory, and the rest of these rules apply to what
+  is left);
 * "odd unicode": a component whose NFKC form is ``.``/``..`` or contains ``/`` or ``\\`` (e.g. ``．．`` or
   ``∕``): harmless on Linux, but tools that normalise would treat them as traversal. Duplicates are detected on
   the NFKC-casefolded name, so ``Model.py`` and ``ｍodel.py`` cannot both be shipped.

@@ -525,8 +525,8 @@ def _npz_file(name: str, members: dict[str, bytes], compression: int = zipfile.Z
     return lambda d: _write(name, _npz(members, compression)(d))(d)
 
 
-def _npz_bomb(d: Path, n_bytes: int = 600 * 1024 * 1024) -> Path:
-    """A real bomb: ~600 MiB of float64 zeros deflated to ~0.6 MB (over the default 512 MiB limit)."""
+def _npz_bomb(d: Path, n_bytes: int = 640 * 1024 * 1024) -> Path:
+    """A real bomb: 640 MiB of float64 zeros deflated to ~0.6 MB (over the default 512 MiB limit)."""
     p = d / "bomb.npz"
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,

@@ -24,7 +24,7 @@ semantic          27  not an object (list, string), deep nesting (text, object),
                       semantic file, search query too long / too deep
 user_data         29  NaN, inf, wrong width, huge CSV, non-numeric, ragged, empty cell, empty file, header only,
                       binary junk, Latin-1, NPY header claiming 8 TB, truncated/junk NPY, object/string/complex/
-                      structured arrays, scalar, npz without X, npz bomb (600 MiB of zeros), forged npz size,
+                      structured arrays, scalar, npz without X, npz bomb (640 MiB of zeros), forged npz size,
                       npz object member, npz with 100 members, junk npz, label count mismatch, labels from .npy,
                       parquet, missing file
 =============  =====  ==========================================================================================
