@@ -8,6 +8,7 @@ code, while :meth:`SemanticSpec.from_reference` / :meth:`SemanticSpec.to_referen
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -77,8 +78,14 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+#: Set by :meth:`SemanticSpec.from_stored`: input bounds added after a row was accepted do not make it unreadable.
+_STORED = contextvars.ContextVar("semantic_from_stored", default=False)
+
+
 def _check_text(key: str, value: str, *, max_chars: int, allow_newlines: bool) -> None:
     """Bounded length and no control characters: names are data, never terminal control."""
+    if _STORED.get():
+        return
     if len(value) > max_chars:
         raise _fail("semantic_too_long", f"{key} is {len(value)} characters long; at most {max_chars} are allowed. "
                     "Shorten it.", key=key, length=len(value))
@@ -89,6 +96,8 @@ def _check_text(key: str, value: str, *, max_chars: int, allow_newlines: bool) -
 
 def _check_tree(obj: Any, what: str) -> None:
     """Depth, size and JSON-ness of a reference dict, before anything else looks at it (no recursion)."""
+    if _STORED.get():
+        return
     check_json_tree(obj, what=what, max_depth=SEMANTIC_MAX_DEPTH, max_nodes=SEMANTIC_MAX_NODES,
                     max_str_chars=SEMANTIC_MAX_DESCRIPTION_CHARS, error=SemanticSpecError, code_prefix="semantic")
     size = len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
@@ -185,7 +194,7 @@ def _check_value(key: str, value: Any) -> None:
     if kind == "Tag" and not values:
         raise _fail("semantic_cardinality", f"{key} needs at least one value from {list(allowed)}; got [].",
                     key=key)
-    if len(values) > SEMANTIC_MAX_TAGS:
+    if len(values) > SEMANTIC_MAX_TAGS and not _STORED.get():
         raise _fail("semantic_cardinality", f"{key} has {len(values)} values; at most {SEMANTIC_MAX_TAGS}.", key=key)
     for v in values:
         if not isinstance(v, str) or v not in allowed:
@@ -288,6 +297,20 @@ class SemanticSpec(BaseModel):
                 raise _fail("semantic_bad_json", f"The semantic specification is not valid UTF-8 JSON ({why}); "
                             "write it with json.dump.") from exc
         return cls.from_reference(obj)
+
+    @classmethod
+    def from_stored(cls, d: Mapping[str, Any]) -> SemanticSpec:
+        """Rebuild a spec the market already accepted (a catalog row, a registry tag), skipping the input bounds.
+
+        The vocabulary and cross-field rules still apply; the length, control-character, depth and size bounds of
+        untrusted input do not, so tightening them never makes an existing row unreadable (and ``list``/``search``
+        keep working for everyone). Print the texts through :func:`lwlib.text.display_text`.
+        """
+        token = _STORED.set(True)
+        try:
+            return cls.from_reference(d)
+        finally:
+            _STORED.reset(token)
 
     @classmethod
     def from_reference(cls, d: Mapping[str, Any]) -> SemanticSpec:

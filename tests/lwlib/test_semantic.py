@@ -173,3 +173,12 @@ def test_query_bounds() -> None:
     assert SemanticQuery.from_reference({"Name": {"Values": "digits [x]"}}).name == "digits [x]"
     with pytest.raises(SemanticSpecError):
         SemanticQuery(data_type=["Table"] * 100)
+
+
+def test_from_stored_reads_rows_accepted_before_the_bounds() -> None:
+    old_row = _with(Name={"Type": "String", "Values": "old\x1b[31m" + "n" * 300})
+    assert _err(old_row) == "semantic_too_long"
+    assert SemanticSpec.from_stored(old_row).name.startswith("old\x1b[31m")
+    assert _err(old_row) == "semantic_too_long"  # the lenient mode does not leak out
+    with pytest.raises(SemanticSpecError):
+        SemanticSpec.from_stored(_with(Data={"Type": "Class", "Values": ["Video"]}))  # vocabulary still applies
