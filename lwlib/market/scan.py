@@ -23,7 +23,7 @@ from lwlib.errors import CatalogError
 logger = logging.getLogger(__name__)
 
 __all__ = ["catalog_stamp", "open_read_only", "spec_keys", "usable_digest", "hinted_state", "record_columns",
-           "resolve_ids", "RECORD_COLUMNS", "fold_type"]
+           "resolve_ids", "page_ids", "RECORD_COLUMNS", "fold_type"]
 
 #: Columns of ``learnwares`` a market snapshot keeps (semantic filters, tables, the API).
 RECORD_COLUMNS = ("id", "name", "status", "data_type", "task_type", "library_type", "license", "scenarios",
@@ -152,3 +152,12 @@ def resolve_ids(cat: Any, text: str, *, limit: int = 5) -> list[str]:
             return [str(i) for i in pref]
     named = _sql(cat, "SELECT id FROM learnwares WHERE name = ? ORDER BY created_at, id LIMIT ?", [text, limit])["id"]
     return [str(i) for i in named]
+
+
+def page_ids(cat: Any, *, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[str]]:
+    """(total, ids of one page) in market order, for paging through big catalogs without loading every row."""
+    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    total = int(_sql(cat, f"SELECT count(*) AS n FROM learnwares {where}", list(params))["n"][0])
+    ids = _sql(cat, f"SELECT id FROM learnwares {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+               [*params, int(limit), int(offset)])["id"]
+    return total, [str(i) for i in ids]

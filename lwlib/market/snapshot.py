@@ -118,7 +118,7 @@ class MarketSnapshot:
             pos = {i: n for n, i in enumerate(self._columns["id"].tolist())}
             return {i: str(self._columns["name"][pos[i]]) for i in ids if i in pos}
         with open_read_only(self.home / "catalog.duckdb", wait_s=self._wait_s) as cat:
-            rows = cat._con.execute("SELECT id, name FROM learnwares WHERE list_contains(?::VARCHAR[], id)",  # noqa: SLF001
+            rows = cat._con.execute("SELECT id, name FROM learnwares WHERE id IN (SELECT unnest(?::VARCHAR[]))",  # noqa: SLF001
                                     [list(ids)]).fetchall()
         return {str(i): str(n) for i, n in rows}
 
@@ -188,6 +188,16 @@ class MarketSnapshot:
 
     def search(self, requirement: Any = None, *, top_k: int = 10, max_mixture: int = 5,
                shortlist: int | str | None = "auto", **legacy: Any) -> Any:
+        """Search the market (see :meth:`_search`), with BLAS on one thread.
+
+        A query is a few small matrix products: with a threaded BLAS on a busy machine they wait for idle
+        threads (measured: 4× slower on 2 shared cores), so searches run single-threaded.
+        """
+        with _blas_one_thread():
+            return self._search(requirement, top_k=top_k, max_mixture=max_mixture, shortlist=shortlist, **legacy)
+
+    def _search(self, requirement: Any = None, *, top_k: int = 10, max_mixture: int = 5,
+                shortlist: int | str | None = "auto", **legacy: Any) -> Any:
         """Search the market: semantic filter, then single ranking and the best mixture for the user's RKME.
 
         Parameters
@@ -263,6 +273,18 @@ class MarketSnapshot:
             return result
         out = HeteroSearcher(top_k=top_k, max_mixture=max_mixture).fit(entries).search(req.X, descriptions)
         return replace(out, semantic=result.semantic) if hasattr(out, "semantic") else out
+
+
+_CONTROLLER: Any = None
+
+
+def _blas_one_thread() -> Any:
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _home(settings: Any) -> Path:

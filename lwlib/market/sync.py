@@ -66,7 +66,8 @@ def _home(settings_or_home: Any) -> Path:
     return Path(home).expanduser().resolve()
 
 
-def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequence[str] = ()) -> IndexUpdate:
+def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequence[str] = (), *,
+                 refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> IndexUpdate:
     """Bring the index up to date after catalog writes; call it after the transaction has committed.
 
     Parameters
@@ -76,8 +77,13 @@ def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequ
     added, removed : sequence of str
         Ids written (submitted, re-checked) or deleted. They make the update O(changes); wrong or missing hints
         only cost a full comparison, never a wrong index.
+    refit_max_rows, refit_drift : int, float
+        A feature space is refitted (kernel re-chosen, exact) when it has at most ``refit_max_rows`` live
+        learnwares or its size drifted by more than ``refit_drift`` since the last fit; otherwise new rows are
+        computed under the frozen kernel (see :mod:`lwlib.market.store`).
     """
-    upd = _sync(_home(settings_or_home), hints=[*added, *removed], wait=True)
+    upd = _sync(_home(settings_or_home), hints=[*added, *removed], wait=True, refit_max_rows=refit_max_rows,
+                refit_drift=refit_drift)
     logger.info("search index: +%d -%d via %s, refitted %s, %d live, %.3fs", upd.added, upd.removed, upd.path,
                 upd.refitted or "none", upd.live, upd.seconds)
     return upd
@@ -138,7 +144,7 @@ def _sync_once(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, 
                                          digest)
                 upd.path = "hints" if plans is not None else upd.path
             if plans is None:
-                plans = _plan_full(cat, store, old)
+                plans = _plan_full(cat, store, {} if rebuild else old)  # a rebuild never reads the old rows
                 upd.path = "rebuild" if rebuild else "diff"
             entries = []
             for key, plan in plans.items():
@@ -149,7 +155,8 @@ def _sync_once(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, 
                 elif key in old:  # no USABLE learnware left in this feature space
                     upd.removed += len(plan.remove)
                     upd.changed = True
-            entries += [g for key, g in old.items() if key not in plans]
+            if not rebuild:
+                entries += [g for key, g in old.items() if key not in plans]
         new = {"catalog_stamp": stamp, "groups": entries, "usable_digest": digest}
         store.commit(new)
         return _summary(upd, new, t0)
@@ -305,8 +312,13 @@ def _refit(store: IndexStore, cat: Any, old: dict[str, Any] | None, plan: _Group
         types.setdefault(t, []).append(i)
     Z, beta = _load_specs(cat, plan.d, ids, types)
     version = 1 if old is None else int(old["version"]) + 1
+    params = None
     if keep_params and old is not None:
-        params = store.load_group(old).view.params
+        try:
+            params = store.load_group(old).view.params
+        except (IndexCorruptError, FileNotFoundError):
+            params = None  # the old kernel is unreadable: fit a new one
+    if params is not None and old is not None:
         Zt, selfs, sketch = rows_under(params, Z, beta)
         fitted_n = int(old["fitted_n"])
     else:

@@ -67,7 +67,7 @@ def fit_user_rkme(X: NDArray[np.float64], *, gamma: float = RKME_DEFAULT_GAMMA, 
 # --------------------------------------------------------------------------- k-means (scikit-learn's Lloyd)
 def _sq_dist(A: NDArray[np.float64], B: NDArray[np.float64], b2: NDArray[np.float64]) -> NDArray[np.float64]:
     D = -2.0 * (A @ B.T)
-    D += (A * A).sum(1)[:, None]
+    D += np.einsum("ij,ij->i", A, A)[:, None]  # scikit-learn's row_norms, to the last bit
     D += b2[None, :]
     np.maximum(D, 0.0, out=D)
     return D
@@ -127,7 +127,7 @@ def _init_centres(X: NDArray[np.float64], k: int, random_state: int) -> NDArray[
     mean = sample.mean(axis=0)
     Xc = sample - mean
     tol = float(np.mean(np.var(Xc, axis=0))) * 1e-4
-    centers = _kmeans_plusplus(Xc, k, rng, (Xc * Xc).sum(1))
+    centers = _kmeans_plusplus(Xc, k, rng, np.einsum("ij,ij->i", Xc, Xc))
     return _lloyd(Xc, centers, 100, tol) + mean
 
 
