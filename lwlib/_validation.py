@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -10,12 +11,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lwlib.errors import LwdockError, NotFittedError
-from lwlib.text import safe_text
+from lwlib.text import has_control_chars, safe_text
 
 if TYPE_CHECKING:
     from lwlib.semantic import SemanticSpec
 
-__all__ = ["check_array", "check_is_fitted", "validate_params", "check_json_tree", "check_semantic_spec"]
+__all__ = ["check_array", "check_is_fitted", "validate_params", "check_json_tree", "check_text", "loads_json",
+           "show_value", "check_semantic_spec"]
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
 
@@ -177,6 +179,51 @@ def check_json_tree(
         if isinstance(value, float) and not math.isfinite(value):
             raise error(f"{path} is {value}; only finite numbers are allowed.", code=f"{code_prefix}_bad_type",
                         field=path)
+
+
+def show_value(value: Any, max_chars: int = 80) -> str:
+    """A bounded, control-free repr of untrusted input for error messages (never echo a whole payload)."""
+    try:
+        text = repr(value) if not isinstance(value, (Mapping, list, tuple)) or len(value) <= 20 else \
+            f"<{type(value).__name__} of {len(value)} items>"
+    except Exception:  # a hostile object's __repr__/__len__: we only want a hint
+        text = f"<{type(value).__name__}>"
+    return safe_text(text, max_chars=max_chars)
+
+
+def check_text(value: str, *, field: str, max_chars: int, allow_newlines: bool = False,
+               error: type[LwdockError] = LwdockError, code_prefix: str = "input") -> None:
+    """Refuse text longer than ``max_chars`` or holding control characters (``<prefix>_too_long`` /
+    ``<prefix>_control_chars``): names are data, never terminal control."""
+    if len(value) > max_chars:
+        raise error(f"{field} is {len(value)} characters long; at most {max_chars} are allowed. Shorten it.",
+                    code=f"{code_prefix}_too_long", key=field, length=len(value))
+    if has_control_chars(value, allow_newlines=allow_newlines):
+        raise error(f"{field} contains control characters (escape sequences, NUL, bidi marks"
+                    f"{'' if allow_newlines else ', newlines'}); remove them.", code=f"{code_prefix}_control_chars",
+                    key=field)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_json(raw: str | bytes | bytearray, *, what: str, max_bytes: int, error: type[LwdockError] = LwdockError,
+               code_prefix: str = "input") -> Any:
+    """Parse untrusted JSON text: size-capped, UTF-8 (BOM allowed), no NaN/Infinity, deep nesting refused.
+
+    Raises ``<prefix>_too_large`` or ``<prefix>_bad_json`` (never ``RecursionError``/``UnicodeDecodeError``).
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if len(data) > max_bytes:
+        raise error(f"{what} is {len(data)} bytes; the limit is {max_bytes}.", code=f"{code_prefix}_too_large",
+                    size=len(data))
+    try:
+        return json.loads(data.decode("utf-8-sig"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else safe_text(exc, max_chars=120)
+        raise error(f"{what} is not valid UTF-8 JSON ({why}); write it with json.dump.",
+                    code=f"{code_prefix}_bad_json") from exc
 
 
 def check_semantic_spec(obj: Any) -> SemanticSpec:

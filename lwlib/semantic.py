@@ -16,12 +16,12 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lwlib._validation import check_json_tree
+from lwlib._validation import check_json_tree, check_text, loads_json
+from lwlib._validation import show_value as _show
 from lwlib.constants import (SEMANTIC_MAX_BYTES, SEMANTIC_MAX_DEPTH, SEMANTIC_MAX_DESCRIPTION_CHARS,
                              SEMANTIC_MAX_DIMENSION, SEMANTIC_MAX_IO_DESCRIPTION_CHARS, SEMANTIC_MAX_NAME_CHARS,
                              SEMANTIC_MAX_NODES, SEMANTIC_MAX_QUERY_CHARS, SEMANTIC_MAX_TAGS)
 from lwlib.errors import SemanticSpecError
-from lwlib.text import has_control_chars, safe_text
 
 __all__ = [
     "DataType", "TaskType", "LibraryType", "ScenarioType", "LicenseType",
@@ -64,34 +64,14 @@ def _fail(code: str, message: str, **facts: Any) -> SemanticSpecError:
     return SemanticSpecError(message, code=code, **facts)
 
 
-def _show(value: Any, max_chars: int = 80) -> str:
-    """A bounded, control-free repr of submitter input for error messages (never echo a whole payload)."""
-    try:
-        text = repr(value) if not isinstance(value, (Mapping, list, tuple)) or len(value) <= 20 else \
-            f"<{type(value).__name__} of {len(value)} items>"
-    except Exception:  # a hostile object's __repr__/__len__; we only want a hint
-        text = f"<{type(value).__name__}>"
-    return safe_text(text, max_chars=max_chars)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 #: Set by :meth:`SemanticSpec.from_stored`: input bounds added after a row was accepted do not make it unreadable.
 _STORED = contextvars.ContextVar("semantic_from_stored", default=False)
 
 
 def _check_text(key: str, value: str, *, max_chars: int, allow_newlines: bool) -> None:
-    """Bounded length and no control characters: names are data, never terminal control."""
-    if _STORED.get():
-        return
-    if len(value) > max_chars:
-        raise _fail("semantic_too_long", f"{key} is {len(value)} characters long; at most {max_chars} are allowed. "
-                    "Shorten it.", key=key, length=len(value))
-    if has_control_chars(value, allow_newlines=allow_newlines):
-        raise _fail("semantic_control_chars", f"{key} contains control characters (escape sequences, NUL, bidi "
-                    f"marks{'' if allow_newlines else ', newlines'}); remove them.", key=key)
+    if not _STORED.get():
+        check_text(value, field=key, max_chars=max_chars, allow_newlines=allow_newlines, error=SemanticSpecError,
+                   code_prefix="semantic")
 
 
 def _check_tree(obj: Any, what: str) -> None:
@@ -285,17 +265,8 @@ class SemanticSpec(BaseModel):
         if isinstance(obj, cls):
             return obj
         if isinstance(obj, (str, bytes, bytearray)):
-            raw = obj.encode("utf-8", "surrogatepass") if isinstance(obj, str) else bytes(obj)
-            if len(raw) > SEMANTIC_MAX_BYTES:
-                raise _fail("semantic_too_large", f"The semantic specification is {len(raw)} bytes; the limit is "
-                            f"{SEMANTIC_MAX_BYTES}. Shorten the description and the Input/Output descriptions.",
-                            size=len(raw))
-            try:
-                obj = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                why = "nested too deeply" if isinstance(exc, RecursionError) else safe_text(exc, max_chars=120)
-                raise _fail("semantic_bad_json", f"The semantic specification is not valid UTF-8 JSON ({why}); "
-                            "write it with json.dump.") from exc
+            obj = loads_json(obj, what="The semantic specification", max_bytes=SEMANTIC_MAX_BYTES,
+                             error=SemanticSpecError, code_prefix="semantic")
         return cls.from_reference(obj)
 
     @classmethod

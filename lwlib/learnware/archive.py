@@ -248,7 +248,7 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit
     return total
 
 
-def _not_a_zip(zip_path: Path, why: str, exc: BaseException | None = None) -> InvalidPackageError:
+def _not_a_zip(zip_path: Path, why: str) -> InvalidPackageError:
     return InvalidPackageError(f"{safe_text(zip_path.name, max_chars=80)} is not a readable zip file ({why}); upload "
                                "a .zip archive of the learnware folder.", code="not_a_zip", path=str(zip_path))
 
@@ -296,7 +296,7 @@ def open_zip(zip_path: str | os.PathLike[str], limits: ArchiveLimits | None = No
     try:
         size = zip_path.stat().st_size
     except OSError as exc:
-        raise _not_a_zip(zip_path, type(exc).__name__, exc) from exc
+        raise _not_a_zip(zip_path, type(exc).__name__) from exc
     if size > limits.max_zip_bytes:
         raise UnsafeArchiveError(f"The zip is {size} bytes; at most {limits.max_zip_bytes} are accepted.",
                                  code="archive_too_big", size=size)
@@ -309,7 +309,7 @@ def open_zip(zip_path: str | os.PathLike[str], limits: ArchiveLimits | None = No
     except ZIP_ERRORS as exc:
         why = type(exc).__name__ if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) else \
             f"{type(exc).__name__}: {safe_text(exc, max_chars=120)}"
-        raise _not_a_zip(zip_path, why, exc) from exc
+        raise _not_a_zip(zip_path, why) from exc
 
 
 def safe_extract(zip_path: str | os.PathLike[str], dest: str | os.PathLike[str],

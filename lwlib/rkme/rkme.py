@@ -20,12 +20,12 @@ import scipy.sparse as sp
 import torch
 from numpy.typing import NDArray
 
-from lwlib._validation import check_array, check_is_fitted, validate_params
-from lwlib.constants import (RKME_DEFAULT_GAMMA, RKME_DEFAULT_K, RKME_LEGACY_TYPE, RKME_MAX_ABS_POINT,
-                             RKME_MAX_ABS_WEIGHT, RKME_MAX_DIM, RKME_MAX_K, RKME_MAX_NUM_POINTS,
-                             RKME_MAX_REDUCED_SET_SIZE, RKME_MAX_VALUES, RKME_MIN_K_WHEN_CAPPED, RKME_TABLE_TYPE)
+from lwlib._validation import check_array, check_is_fitted, show_value, validate_params
+from lwlib.constants import (RKME_DEFAULT_GAMMA, RKME_DEFAULT_K, RKME_LEGACY_TYPE, RKME_MAX_REDUCED_SET_SIZE,
+                             RKME_MIN_K_WHEN_CAPPED, RKME_TABLE_TYPE)
 from lwlib.errors import LwdockError, SpecFormatError
 from lwlib.rkme.base import BaseStatSpec
+from lwlib.rkme.checks import check_gamma, check_num_points, check_reduced_set
 from lwlib.rkme.kernels import as_tensor, rbf_kernel
 
 logger = logging.getLogger(__name__)
@@ -391,26 +391,11 @@ class RKMETableSpec(BaseStatSpec):
             raise SpecFormatError(f"{cls.type_name} JSON lacks key(s) {missing}; expected z, beta, gamma, "
                                   "num_points, type.", code="spec_missing_key", missing=missing)
         if not isinstance(d["type"], str) or d["type"] not in cls.accepted_types:
-            raise SpecFormatError(f"Spec type {_show(d['type'])} cannot be loaded as {cls.type_name}; accepted: "
-                                  f"{list(cls.accepted_types)}.", code="spec_type_mismatch", type=_show(d["type"]))
-        _check_sizes(d["z"], d["beta"])
-        z = _numeric_array(d["z"], "z", ndim=2, max_abs=RKME_MAX_ABS_POINT)
-        beta = _numeric_array(d["beta"], "beta", ndim=1, max_abs=RKME_MAX_ABS_WEIGHT)
-        if z.shape[0] < 1 or z.shape[1] < 1 or beta.shape[0] != z.shape[0]:
-            raise SpecFormatError(f"Spec shapes are inconsistent: z is {z.shape}, beta is {beta.shape}; need z of "
-                                  "shape (K, d) with K, d ≥ 1 and beta of shape (K,).", code="spec_shape",
-                                  field="beta")
-        if not np.any(beta):
-            raise SpecFormatError("Spec field beta is all zeros; the weights of an RKME sum to 1.",
-                                  code="spec_weights", field="beta")
-        gamma, num_points = d["gamma"], d["num_points"]
-        if not _positive_finite(gamma):
-            raise SpecFormatError(f"Spec field gamma must be a positive finite number, got {_show(gamma)}.",
-                                  code="spec_gamma", field="gamma")
-        if isinstance(num_points, bool) or not isinstance(num_points, int) or \
-                not 0 <= num_points <= RKME_MAX_NUM_POINTS:
-            raise SpecFormatError(f"Spec field num_points must be an integer in [0, {RKME_MAX_NUM_POINTS}], got "
-                                  f"{_show(num_points)}.", code="spec_num_points", field="num_points")
+            raise SpecFormatError(f"Spec type {show_value(d['type'], 60)} cannot be loaded as {cls.type_name}; "
+                                  f"accepted: {list(cls.accepted_types)}.", code="spec_type_mismatch",
+                                  type=show_value(d["type"], 60))
+        z, beta = check_reduced_set(d["z"], d["beta"])
+        gamma, num_points = check_gamma(d["gamma"]), check_num_points(d["num_points"])
         spec = cls(reduced_set_size=int(z.shape[0]), gamma=float(gamma))
         spec.z_, spec.beta_, spec.num_points_, spec.gamma_ = z, beta, num_points, float(gamma)
         spec.objective_history_ = []
@@ -421,77 +406,3 @@ class RKMETableSpec(BaseStatSpec):
 
     def _load_extra(self, d: dict[str, Any]) -> None:
         """Hook for subclasses that store more keys (text: ``language``)."""
-
-
-def _show(value: Any) -> str:
-    from lwlib.text import safe_text
-
-    return safe_text(repr(value) if not isinstance(value, (list, dict)) else f"<{type(value).__name__}>",
-                     max_chars=60)
-
-
-def _positive_finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return bool(np.isfinite(float(value)) and value > 0)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _too_large(message: str, field: str) -> SpecFormatError:
-    return SpecFormatError(message + f" The dock accepts K ≤ {RKME_MAX_K} points, d ≤ {RKME_MAX_DIM} features and "
-                           f"K·d ≤ {RKME_MAX_VALUES}; refit with a smaller reduced_set_size.",
-                           code="spec_too_large", field=field)
-
-
-def _check_sizes(z: Any, beta: Any) -> None:
-    """Bound K, d and K·d from the JSON lists' lengths, before any array (or K×K kernel) is allocated."""
-    if isinstance(z, np.ndarray):
-        k, dim = (int(z.shape[0]), int(z.shape[1])) if z.ndim == 2 else (0, 0)
-        ragged = z.ndim != 2
-    elif isinstance(z, list):
-        k = len(z)
-        first = z[0] if k else None
-        dim = len(first) if isinstance(first, (list, np.ndarray)) else 0
-        ragged = k == 0 or dim == 0
-    else:
-        raise SpecFormatError(f"Spec field z must be a list of K points (lists of d numbers); got "
-                              f"{type(z).__name__}.", code="spec_shape", field="z")
-    if k > RKME_MAX_K:
-        raise _too_large(f"Spec field z has {k} points.", "z")
-    if dim > RKME_MAX_DIM:
-        raise _too_large(f"Spec field z has points of {dim} features.", "z")
-    if k * dim > RKME_MAX_VALUES:
-        raise _too_large(f"Spec field z has {k} × {dim} = {k * dim} coordinates.", "z")
-    if not ragged and isinstance(z, list):
-        ragged = any(not isinstance(row, (list, np.ndarray)) or len(row) != dim for row in z)
-    if ragged:
-        raise SpecFormatError("Spec field z must be a non-empty rectangular list of K points, each a list of d ≥ 1 "
-                              "numbers.", code="spec_shape", field="z")
-    n_beta = len(beta) if isinstance(beta, (list, np.ndarray)) else -1
-    if n_beta != k:
-        raise SpecFormatError(f"Spec field beta must be a list of K = {k} weights (one per point); got "
-                              f"{n_beta if n_beta >= 0 else type(beta).__name__}.", code="spec_shape", field="beta")
-
-
-def _numeric_array(value: Any, name: str, *, ndim: int, max_abs: float) -> NDArray[np.float64]:
-    """Nested JSON lists → float64 array, refusing ragged, non-numeric, non-finite and out-of-range content."""
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise SpecFormatError(f"Spec field {name} is ragged or not numeric; it must be a rectangular array of "
-                              "numbers.", code="spec_shape", field=name) from exc
-    if arr.dtype.kind not in "iuf" or arr.ndim != ndim:
-        raise SpecFormatError(f"Spec field {name} must be a {ndim}-D array of numbers, got dtype {arr.dtype} with "
-                              f"{arr.ndim} dimension(s).", code="spec_shape", field=name)
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise SpecFormatError(f"Spec field {name} contains NaN or infinite values; regenerate the spec.",
-                              code="spec_nonfinite", field=name)
-    peak = float(np.abs(arr).max()) if arr.size else 0.0
-    if peak > max_abs:
-        raise SpecFormatError(f"Spec field {name} holds a value of magnitude {peak:.3g}; at most {max_abs:g} is "
-                              "allowed (weights sum to 1; points are feature values).",
-                              code="spec_weights" if name == "beta" else "spec_out_of_range", field=name)
-    return arr
