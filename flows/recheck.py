@@ -15,17 +15,17 @@ from tasks.recheck import recheck_one
 
 @flow(name="recheck-market")
 def recheck_market(learnware_ids: list[str] | None = None,
-                   status: Literal["any", "USABLE", "NONUSABLE"] = "any",
-                   home: str | None = None) -> dict[str, str]:
+                   status: Literal["any", "USABLE", "NONUSABLE"] = "any") -> dict[str, str]:
     """Re-check learnwares; move the `usable` alias and catalog status when one breaks or recovers."""
-    dock = get_dock(home)
-    with dock.catalog() as cat:
+    dock = get_dock()  # the deployment's dock home
+    if not dock.settings.catalog_path.exists():
+        return {}
+    with dock.catalog(read_only=True) as cat:
         records = cat.list(status=None if status == "any" else Status(status))
-    ids = [r.id for r in records if not learnware_ids or any(r.id.startswith(p) for p in learnware_ids)]
-    before = {r.id: r.status for r in records}
-    outcome = {lid: recheck_one(dock, lid).status.value for lid in ids}
-    rows = [[lid[:12], before[lid].value, new, "changed" if before[lid].value != new else ""]
-            for lid, new in outcome.items()]
-    create_markdown_artifact(key="recheck", description="Market re-check",
-                             markdown="## Market re-check\n\n" + markdown_table(["id", "before", "after", ""], rows))
+    chosen = [r for r in records if not learnware_ids or any(r.id.startswith(p) for p in learnware_ids)]
+    outcome = {r.id: recheck_one(dock, r).status.value for r in chosen}
+    rows = [[r.name, r.id[:12], r.status.value, outcome[r.id], "changed" if r.status.value != outcome[r.id] else ""]
+            for r in chosen]
+    create_markdown_artifact(key="recheck", description="Market re-check", markdown="## Market re-check\n\n"
+                             + markdown_table(["learnware", "id", "before", "after", ""], rows))
     return outcome

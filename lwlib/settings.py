@@ -41,20 +41,38 @@ def configure_process(home: Path | str | None, *, quiet: bool = True) -> Path:
     return resolved
 
 
+#: The dock's own MLflow tracking URI setting (a tracking server in cluster setups). Not MLFLOW_TRACKING_URI: MLflow
+#: itself rewrites that process-global variable (``mlflow.set_tracking_uri``), so it cannot configure the dock.
+TRACKING_URI_ENV = "LWDOCK_TRACKING_URI"
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("LWDOCK_HOME", Path.home() / ".lwdock")).expanduser().resolve()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the dock keeps things. Build with :meth:`from_env` or pass ``home=`` explicitly (tests)."""
+    """Where the dock keeps things, read from the environment when the object is made (defaults) and never after.
+
+    Build with :meth:`from_env` or pass ``home=`` explicitly (tests).
+    """
 
     home: Path = field(default_factory=_default_home)
-    tracking_uri: str | None = None
+    tracking_uri: str | None = field(default_factory=lambda: os.environ.get(TRACKING_URI_ENV) or None)
+    uv_cache: Path | None = field(default_factory=lambda: Path(os.environ["LWDOCK_UV_CACHE"])
+                                  if os.environ.get("LWDOCK_UV_CACHE") else None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(home=_default_home(), tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None)
+    def from_env(cls, home: str | os.PathLike[str] | None = None) -> "Settings":
+        """Read the environment once (``LWDOCK_HOME``, ``LWDOCK_TRACKING_URI``, ``LWDOCK_UV_CACHE``).
+
+        ``home`` overrides ``LWDOCK_HOME`` (a flow called with ``home=``); everything below the :class:`Dock`
+        receives these settings explicitly and never reads the environment again.
+        """
+        return cls(home=Path(home) if home is not None else _default_home())
 
     @property
     def catalog_path(self) -> Path:
@@ -71,7 +89,7 @@ class Settings:
 
     @property
     def uv_cache_dir(self) -> Path:
-        return Path(os.environ.get("LWDOCK_UV_CACHE", self.home / "uv-cache"))
+        return self.uv_cache or self.home / "uv-cache"
 
     @property
     def mlflow_uri(self) -> str:
@@ -82,10 +100,20 @@ class Settings:
         return self.home / "mlflow-artifacts"
 
     @property
+    def oci_dir(self) -> Path:
+        """OCI build contexts, one per learnware content id."""
+        return self.home / "oci"
+
+    @property
+    def locks_dir(self) -> Path:
+        """Cross-process lock files (per content id, Prefect database migration)."""
+        return self.home / "locks"
+
+    @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
     def ensure(self) -> "Settings":
-        for p in (self.home, self.packages_dir, self.runtimes_dir, self.mlflow_artifacts_dir):
+        for p in (self.home, self.packages_dir, self.runtimes_dir, self.mlflow_artifacts_dir, self.locks_dir):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -15,7 +15,7 @@ import numpy as np
 from lwlib.constants import RKME_TABLE_TYPE, RKME_TEXT_TYPE
 from lwlib.errors import SpecFormatError
 
-__all__ = ["SpecReport", "verify_specs", "generate_table_spec"]
+__all__ = ["SpecReport", "verify_specs", "generate_table_spec", "make_label_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +80,22 @@ def verify_specs(learnware: Any) -> SpecReport:
                               code="spec_degenerate")
     return SpecReport(type_name, int(z.shape[1]), int(z.shape[0]), int(getattr(spec, "num_points_", 0) or 0),
                       float(getattr(spec, "gamma_", getattr(spec, "gamma", 0.1))), self_mmd2, False, tuple(notes))
+
+
+def make_label_spec(learnware: Any, predict: Any) -> Any | None:
+    """The label-aware part of the statistical spec: the model's own outputs at its RKME reduced-set points.
+
+    ``predict`` is the sandboxed runtime's predict (the model never runs in the dock's process). Returns None
+    when the learnware has no table RKME to anchor the outputs on.
+    """
+    try:
+        from lwlib.rkme.label_aware import make_label_aware_spec
+    except ImportError:  # the label-aware spec module is not installed in this build yet
+        return None
+    specs = getattr(learnware, "stat_specs", {}) or {}
+    rkme = next((s for s in specs.values() if getattr(s, "z_", None) is not None), None)
+    if rkme is None:
+        return None
+    sem = getattr(learnware, "semantic_spec", None)
+    task = "regression" if sem is not None and sem.task_type == "Regression" else "classification"
+    return make_label_aware_spec(rkme, predict, task)

@@ -107,6 +107,16 @@ class LearnwareRecord:
         }
         return cls(id=learnware_id, status=Status(status), **{**base, **fields})
 
+    @classmethod
+    def from_submission(cls, sub: Any) -> LearnwareRecord:
+        """The row of a checked and registered :class:`~lwlib.submission.Submission`."""
+        check, ref, spec = sub.check, sub.reference, sub.spec
+        return cls.from_semantic(
+            sub.id, sub.semantic, status=check.status, reason=check.reason, spec_type=spec.spec_type,
+            spec_dim=spec.n_features, spec_k=spec.reduced_set_size,
+            runtime_key=sub.runtime.env_key if sub.runtime is not None else None, registry_name=ref.name,
+            registry_version=ref.version, registry_uri=ref.uri, zip_path=str(sub.learnware.zip_path))
+
     def semantic_spec(self) -> Any:
         """The stored semantic specification as a :class:`~lwlib.semantic.SemanticSpec` (None if absent)."""
         if self.semantic is None:
@@ -206,7 +216,12 @@ class SpecPayload:
         return out
 
     def to_spec(self) -> Any:
-        """A fitted spec object (via :func:`lwlib.rkme.types.spec_from_dict`)."""
+        """A fitted spec object: a submitter's spec type (:func:`lwlib.rkme.types.spec_from_dict`) or the
+        label-aware part the dock made at ``specify`` (never a type a manifest may name)."""
+        from lwlib.rkme.label_aware import LABEL_AWARE_TYPE, LabelAwareSpec
+
+        if self.spec_type == LABEL_AWARE_TYPE:
+            return LabelAwareSpec.from_dict(self.to_dict())
         from lwlib.rkme.types import spec_from_dict
 
         return spec_from_dict(self.to_dict())

@@ -31,18 +31,16 @@ PARTS_ARTIFACT = "parts"
 _MEMBER_PREFIX = "lw-"
 
 
-def _cache_root() -> Path:
+def _cache_root(home: Path) -> Path:
     """Where loaded models unpack their learnwares: ``LWDOCK_PYFUNC_CACHE`` or ``<LWDOCK_HOME>/pyfunc-cache``."""
     env = os.environ.get("LWDOCK_PYFUNC_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from lwlib.settings import Settings
-
-    return Settings.from_env().home / "pyfunc-cache"
+    return Path(env).expanduser() if env else home / "pyfunc-cache"
 
 
 def _as_matrix(model_input: Any) -> np.ndarray:
     """Accept what MLflow hands to ``predict`` (DataFrame, ndarray, lists) as a numeric array."""
+    if isinstance(model_input, dict) and len(model_input) == 1:  # a tensor-signature request: {"X": array}
+        model_input = next(iter(model_input.values()))
     to_numpy = getattr(model_input, "to_numpy", None)
     arr = to_numpy() if callable(to_numpy) else np.asarray(model_input)
     return np.asarray(arr, dtype=np.float64) if arr.dtype == object else np.asarray(arr)
@@ -64,8 +62,14 @@ class _RuntimeHost:
     """Opens learnware zips into one cache folder and keeps their runtimes alive until closed."""
 
     def __init__(self, mode: str) -> None:
+        from lwlib.runtime import EnvironmentManager
+        from lwlib.settings import Settings
+
+        settings = Settings.from_env()  # a serving process is an entry point: its settings are read here, once
         self.mode = mode
-        root = _cache_root()
+        self.home = settings.home
+        self.envs = EnvironmentManager(settings.runtimes_dir, settings.uv_cache_dir)
+        root = _cache_root(settings.home)
         root.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="pyfunc-", dir=root))
         self.stack = contextlib.ExitStack()
@@ -76,7 +80,7 @@ class _RuntimeHost:
         from lwlib.runtime import Runtime
 
         lw = open_learnware(Path(zip_path), self.workdir / key)
-        model = self.stack.enter_context(Runtime.open(lw, mode=self.mode))
+        model = self.stack.enter_context(Runtime.open(lw, mode=self.mode, envs=self.envs, hide=(self.home,)))
         spec = next(iter(lw.stat_specs.values()), None) if getattr(lw, "stat_specs", None) else None
         logger.info("pyfunc opened learnware %s in a %s runtime", lw.id[:12], self.mode)
         return _Member(lw.id, model, spec)
@@ -140,7 +144,7 @@ class SolutionPyfunc(mlflow.pyfunc.PythonModel):
         self._host = _RuntimeHost(str(config.get("runtime_mode", "auto")))
         keys = sorted(k for k in arts if k.startswith(_MEMBER_PREFIX))
         self._members = [self._host.open(arts[k], k) for k in keys]
-        maps = self._parts.pop("column_maps", None)  # cross-feature-space solutions (lwlib.deploy.COLUMN_MAPS_PART)
+        maps = self._parts.pop("column_maps", None)  # cross-feature-space solutions (lwlib.deployment.COLUMN_MAPS_PART)
         if maps:
             from lwlib.reuse.hetero import HeteroLearnware
 

@@ -1,6 +1,7 @@
 """The MLflow Model Registry as the dock's system of record (sqlite store + local artifact folder, no network).
 
-One registered model per learnware (``lw-<first 12 hex of its sha256>``), one version per accepted submission,
+One registered model per learnware (a slug of its name plus 8 hex of its content id, :func:`model_name_for`), one
+version per accepted submission,
 tags for the semantic fields plus ``lwdock.sha256``, and the alias ``usable`` on the version that passed its last
 check. Only this package imports mlflow; everything goes through an explicit :class:`mlflow.MlflowClient`, so
 the process-global MLflow URIs are never touched.
@@ -11,24 +12,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
+import numpy as np
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from lwlib.errors import RegistryError
+from lwlib.registry.payload import model_description, model_name_for, submission_payload
 from lwlib.registry.pyfunc import LEARNWARE_ARTIFACT, PARTS_ARTIFACT, SOLUTION_ARTIFACT, model_script
 from lwlib.settings import Settings
+
+if TYPE_CHECKING:
+    from lwlib.submission import RegistryRef, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +45,13 @@ __all__ = ["Registry", "SubmissionRun", "RegisteredVersion", "USABLE_ALIAS", "SH
 USABLE_ALIAS = "usable"
 SHA_TAG = "lwdock.sha256"
 KIND_TAG = "lwdock.kind"
+LABEL_SPEC_ARTIFACT = "LabelAware"  # spec/<type>.json of the label-aware part contains this in its type name
+PID_TAG = "lwdock.pid"  # with HOST_TAG: lets `lwdock doctor` end runs whose process died (kill -9)
+HOST_TAG = "lwdock.host"
 MODEL_ARTIFACT = "model"
 DEFAULT_PIP_REQUIREMENTS = ("learnware-dock", "numpy", "mlflow==3.17.2")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
-
-
-def model_name_for(learnware_id: str) -> str:
-    """Registered-model name of a learnware: stable, short, derived from its content id."""
-    return f"lw-{learnware_id[:12]}"
 
 
 def _sha256_file(path: Path) -> str:
@@ -122,20 +128,19 @@ class Registry:
 
     Parameters
     ----------
-    tracking_uri : str, optional
-        Default ``Settings.from_env().mlflow_uri`` (``sqlite:///<home>/mlflow.db``).
-    artifact_root : path, optional
-        Artifact folder for the experiment (default ``<home>/mlflow-artifacts``); set explicitly so nothing
-        lands in ``./mlruns``.
+    tracking_uri : str
+        ``sqlite:///<home>/mlflow.db`` locally, or a tracking server's URL.
+    artifact_root : path
+        Artifact folder for the experiment (``<home>/mlflow-artifacts``); set explicitly so nothing lands in
+        ``./mlruns``. Ignored when a tracking server serves artifacts (``http(s)://`` tracking URIs).
     experiment : str
         Experiment holding submission runs.
     """
 
-    def __init__(self, tracking_uri: str | None = None, artifact_root: str | Path | None = None,
+    def __init__(self, tracking_uri: str, artifact_root: str | Path,
                  experiment: str = "learnware-dock") -> None:
-        settings = Settings.from_env()
-        self.tracking_uri = tracking_uri or settings.mlflow_uri
-        self.artifact_root = Path(artifact_root or settings.mlflow_artifacts_dir).expanduser().resolve()
+        self.tracking_uri = tracking_uri
+        self.artifact_root = Path(artifact_root).expanduser().resolve()
         self.experiment = experiment
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
@@ -158,10 +163,13 @@ class Registry:
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(self.experiment)
             if exp is None:
-                self.artifact_root.mkdir(parents=True, exist_ok=True)
+                location = None  # a tracking server chooses (and serves) the artifact store
+                if not self.tracking_uri.startswith(("http://", "https://")):
+                    self.artifact_root.mkdir(parents=True, exist_ok=True)
+                    location = self.artifact_root.as_uri()
                 try:
-                    self._experiment_id = self.client.create_experiment(
-                        self.experiment, artifact_location=self.artifact_root.as_uri())
+                    self._experiment_id = self.client.create_experiment(self.experiment,
+                                                                        artifact_location=location)
                 except MlflowException:  # created concurrently by another writer
                     exp = self.client.get_experiment_by_name(self.experiment)
                     if exp is None:
@@ -177,7 +185,8 @@ class Registry:
                              *, kind: str = "submit") -> Iterator[SubmissionRun]:
         """A run for one submission or re-check; ends FINISHED, or FAILED if the block raises."""
         try:
-            run_tags = {KIND_TAG: kind, "lwdock.subject": learnware_id}
+            run_tags = {KIND_TAG: kind, "lwdock.subject": learnware_id, PID_TAG: str(os.getpid()),
+                        HOST_TAG: socket.gethostname()}
             if _SHA_RE.match(learnware_id):
                 run_tags[SHA_TAG] = learnware_id
             run = self.client.create_run(self.experiment_id, run_name=f"{kind}-{learnware_id[:12]}", tags=run_tags)
@@ -196,31 +205,57 @@ class Registry:
 
     # ------------------------------------------------------------------ registration
     def _log_pyfunc(self, run_id: str, class_name: str, artifacts: Mapping[str, str],
-                    pip_requirements: Sequence[str], model_config: Mapping[str, Any] | None) -> str:
+                    pip_requirements: Sequence[str], model_config: Mapping[str, Any] | None,
+                    signature: Any = None) -> str:
         with tempfile.TemporaryDirectory(prefix="lwdock-pyfunc-") as tmp:
             script = Path(tmp) / "lwdock_model.py"
             script.write_text(model_script(class_name), encoding="utf-8")
             out = Path(tmp) / MODEL_ARTIFACT
             mlflow.pyfunc.save_model(str(out), python_model=str(script), artifacts=dict(artifacts),
-                                     pip_requirements=list(pip_requirements), model_config=dict(model_config or {}))
+                                     pip_requirements=list(pip_requirements), model_config=dict(model_config or {}),
+                                     signature=signature)
             self.client.log_artifacts(run_id, str(out), MODEL_ARTIFACT)
         return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
 
-    def _create_version(self, name: str, source: str, run_id: str, tags: dict[str, str]) -> str:
+    def _create_version(self, name: str, source: str, run_id: str, tags: dict[str, str],
+                        description: str | None = None) -> str:
         try:
-            self.client.get_registered_model(name)
+            model = self.client.get_registered_model(name)
+            if description and model.description != description:
+                self.client.update_registered_model(name, description=description)
         except MlflowException:
-            self.client.create_registered_model(name, tags=tags)
-        mv = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+            self.client.create_registered_model(name, tags=tags, description=description)
+        mv = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags, description=description)
         current = self.client.get_registered_model(name).tags or {}
         for k, v in tags.items():  # the model's tags mirror its newest version; only changed ones are written
             if current.get(k) != v:
                 self.client.set_registered_model_tag(name, k, v)
         return str(mv.version)
 
-    def register_learnware(self, zip_path: str | Path, *, name: str | None = None, run: SubmissionRun | None = None,
-                           tags: Mapping[str, Any] | None = None, usable: bool = True,
-                           runtime_mode: str = "auto",
+    def register_submission(self, sub: Submission) -> RegistryRef:
+        """One MLflow run for a checked submission (params, metrics, artifacts) and its registry version.
+
+        Idempotent by content id: a zip already registered returns its existing version.
+        """
+        from lwlib.status import Status
+        from lwlib.submission import RegistryRef
+
+        payload = submission_payload(sub)
+        assert sub.check is not None
+        with self.start_submission_run(sub.id, payload.params) as run:
+            run.log_metrics(payload.metrics)
+            run.log_dicts(payload.artifacts)
+            name, version = self.register_learnware(
+                sub.learnware.zip_path, learnware_id=sub.id, name=model_name_for(sub.id, sub.semantic.name), run=run,
+                tags=payload.tags, usable=sub.check.status is Status.USABLE,
+                runtime_mode=sub.runtime.mode if sub.runtime is not None else "auto",
+                description=model_description(sub), signature=learnware_signature(sub))
+        return RegistryRef(name, str(version), f"models:/{name}/{version}", run.run_id)
+
+    def register_learnware(self, zip_path: str | Path, *, learnware_id: str | None = None, name: str | None = None,
+                           run: SubmissionRun | None = None, tags: Mapping[str, Any] | None = None,
+                           usable: bool = True, runtime_mode: str = "auto", description: str | None = None,
+                           signature: Any = None,
                            pip_requirements: Sequence[str] = DEFAULT_PIP_REQUIREMENTS) -> tuple[str, str]:
         """Register a learnware zip as a pyfunc version; idempotent by the zip's sha256.
 
@@ -236,7 +271,7 @@ class Registry:
         zp = Path(zip_path)
         if not zp.is_file():
             raise RegistryError(f"Learnware zip {zp} does not exist; pass the packaged zip.", code="registry_no_zip")
-        sha = _sha256_file(zp)
+        sha = learnware_id or _sha256_file(zp)
         if run is not None and run.learnware_id != sha:
             raise RegistryError(f"Run {run.run_id} belongs to learnware {run.learnware_id[:12]} but the zip hashes to "
                                 f"{sha[:12]}; use the run started for this zip.", code="registry_run_mismatch")
@@ -250,8 +285,8 @@ class Registry:
         try:
             with nullcontext(run) if run else self.start_submission_run(sha) as r:
                 source = self._log_pyfunc(r.run_id, "LearnwarePyfunc", {LEARNWARE_ARTIFACT: str(zp)},
-                                          pip_requirements, {"runtime_mode": runtime_mode})
-                version = self._create_version(name, source, r.run_id, all_tags)
+                                          pip_requirements, {"runtime_mode": runtime_mode}, signature)
+                version = self._create_version(name, source, r.run_id, all_tags, description)
         except MlflowException as exc:
             raise RegistryError(f"Registering learnware {sha[:12]} failed ({exc}); the store may be locked or "
                                 "read-only.", code="registry_write_failed", learnware_id=sha) from exc
@@ -259,14 +294,43 @@ class Registry:
         logger.info("registered learnware %s as %s v%s (usable=%s)", sha[:12], name, version, usable)
         return name, version
 
+    def register_solution_run(self, name: str, zips: Mapping[str, str | Path | None], outcome: Any,
+                              search_log: Mapping[str, Any], *, runtime_mode: str = "auto") -> RegistryRef:
+        """One MLflow run per deployment: the search that found the learnwares and the solution registered from it.
+
+        ``outcome`` is a :class:`~lwlib.deployment.ReuseOutcome`; ``search_log`` holds ``params`` (query, top-k,
+        ...), ``timings`` and ``table`` (the result rows). The weights logged are ``outcome.weights``, the ones the
+        solution applies.
+        """
+        from lwlib.submission import RegistryRef
+
+        params = {**dict(search_log.get("params", {})), "reuser": outcome.kind,
+                  "learnwares": ",".join(outcome.learnware_ids),
+                  "weights": ",".join(f"{w:.4f}" for w in outcome.weights)}
+        tags = {"lwdock.reuser": outcome.kind, "lwdock.learnwares": ",".join(outcome.learnware_ids),
+                "lwdock.weights": ",".join(f"{w:.4f}" for w in outcome.weights)}
+        with self.start_submission_run(name, params, kind="deploy") as run:
+            run.log_metrics({f"time_{k}_s": float(v) for k, v in dict(search_log.get("timings", {})).items()})
+            run.log_dicts({"search/result.json": {"rows": list(search_log.get("table", []))},
+                           "search/selection.json": {"reuser": outcome.kind,
+                                                     "learnware_ids": list(outcome.learnware_ids),
+                                                     "weights": list(outcome.weights),
+                                                     "evidence": dict(getattr(outcome, "evidence", {}) or {}),
+                                                     "warnings": list(getattr(outcome, "warnings", ()) or ())}})
+            rname, version = self.register_solution(name, {k: v for k, v in zips.items() if v is not None},
+                                                    outcome.solution, outcome.parts or None, tags,
+                                                    runtime_mode=runtime_mode, run=run)
+        return RegistryRef(rname, str(version), f"models:/{rname}/{version}", run.run_id)
+
     def register_solution(self, name: str, zips: Mapping[str, str | Path] | Sequence[str | Path],
                           solution_json: Mapping[str, Any], parts: Mapping[str, Any] | None = None,
                           tags: Mapping[str, Any] | None = None, *, runtime_mode: str = "auto",
+                          run: SubmissionRun | None = None,
                           pip_requirements: Sequence[str] = DEFAULT_PIP_REQUIREMENTS) -> tuple[str, str]:
         """Register a reuse solution (learnware zips + recipe JSON + our own fitted parts) as a pyfunc version.
 
         ``zips`` maps learnware id → zip (or is a list, ids then computed from the bytes). The new version gets
-        the ``usable`` alias.
+        the ``usable`` alias. Without ``run`` a run of its own is started.
         """
         paths = {k: Path(v) for k, v in zips.items()} if isinstance(zips, Mapping) else \
             {_sha256_file(Path(z)): Path(z) for z in zips}
@@ -286,12 +350,14 @@ class Registry:
                 arts[PARTS_ARTIFACT] = str(Path(tmp) / "parts.joblib")
             all_tags = {**_tag_values(tags), KIND_TAG: "solution",
                         "lwdock.learnware_ids": json.dumps(sorted(paths))}
+            description = (f"Reuse solution ({solution_json.get('kind')}) over {len(paths)} learnware(s): "
+                           f"{', '.join(sorted(paths))[:500]}")
             try:
-                with self.start_submission_run(name, {"solution_kind": solution_json.get("kind")},
-                                               kind="deploy") as r:
+                with nullcontext(run) if run else self.start_submission_run(
+                        name, {"solution_kind": solution_json.get("kind")}, kind="deploy") as r:
                     source = self._log_pyfunc(r.run_id, "SolutionPyfunc", arts, pip_requirements,
                                               {"runtime_mode": runtime_mode})
-                    version = self._create_version(name, source, r.run_id, all_tags)
+                    version = self._create_version(name, source, r.run_id, all_tags, description)
             except MlflowException as exc:
                 raise RegistryError(f"Registering solution {name} failed ({exc}).",
                                     code="registry_write_failed") from exc
@@ -380,7 +446,24 @@ class Registry:
                     out[key] = Path(self.client.download_artifacts(version.run_id, rel, str(dest)))
                 except (MlflowException, OSError):
                     logger.warning("run %s has no %s artifact", version.run_id, rel)
+            label = [a.path for a in self.client.list_artifacts(version.run_id, "spec")
+                     if a.path.endswith(f"{LABEL_SPEC_ARTIFACT}.json")]
+            if label:
+                out["label_spec"] = Path(self.client.download_artifacts(version.run_id, label[0], str(dest)))
         return out
+
+    def running_runs(self) -> list[dict[str, str | None]]:
+        """Runs still marked RUNNING, with the pid and host that started them (for stale-run sweeps)."""
+        if self.client.get_experiment_by_name(self.experiment) is None:
+            return []
+        runs = self.client.search_runs([self.experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                       max_results=10000)
+        return [{"run_id": r.info.run_id, "pid": r.data.tags.get(PID_TAG), "host": r.data.tags.get(HOST_TAG)}
+                for r in runs]
+
+    def end_run(self, run_id: str, *, status: str = "KILLED") -> None:
+        """Mark a run ended (a run whose process was killed stays RUNNING otherwise)."""
+        self.client.set_terminated(run_id, status=status)
 
     # ------------------------------------------------------------------ loading
     @staticmethod
@@ -395,6 +478,24 @@ class Registry:
             raise RegistryError(f"{name} has no version with alias '{alias}' ({exc}); register it or re-check it.",
                                 code="registry_no_alias") from exc
         return mlflow.pyfunc.load_model(self.client.get_model_version_download_uri(name, str(mv.version)))
+
+
+def learnware_signature(sub: Submission) -> Any:
+    """The served model's contract: a float64 tensor of ``(-1, Input.Dimension)`` in, the task's output out.
+
+    MLflow checks requests against it, so a wrong width gets a 400 with one line instead of a stack trace.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    sem = sub.semantic
+    dims = sub.spec.n_features if sem.input is None else sem.input.dimension
+    inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, int(dims)), name="X")])
+    out_dim = sem.output.dimension if sem.output is not None else None
+    shape: tuple[int, ...] = (-1,) if sem.task_type == "Classification" or not out_dim or out_dim == 1 else \
+        (-1, int(out_dim))
+    outputs = Schema([TensorSpec(np.dtype(np.float64), shape, name="y")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def _json_default(obj: Any) -> Any:

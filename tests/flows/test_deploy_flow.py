@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -21,10 +22,12 @@ GROUPS = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 1, 7)]
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from flows.submit import submit_batch
 
     root = tmp_path_factory.mktemp("deploy")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LWDOCK_HOME", str(root / "home"))  # deployed flows take their dock home from the environment
     X, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(0)
     test_mask = rng.random(len(y)) < 0.3
@@ -38,10 +41,11 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                  input_dimension=64, output_dimension=10)
         zips.append(str(package_learnware(clf, X[m], sem, root / f"lw{i}.zip")))
     home = root / "home"
-    results = submit_batch(zip_paths=zips, home=str(home))
+    results = submit_batch(zip_paths=zips)
     assert all(r.status is Status.USABLE for r in results), [r.reason for r in results]
-    return {"home": home, "ids": [r.learnware_id for r in results], "X": X[test_mask], "y": y[test_mask],
-            "root": root}
+    yield {"home": home, "ids": [r.learnware_id for r in results], "X": X[test_mask], "y": y[test_mask],
+           "root": root}
+    mp.undo()
 
 
 def test_user_from_one_learnwares_distribution_gets_it_top1_and_a_deployable_solution(market: dict) -> None:
@@ -52,7 +56,7 @@ def test_user_from_one_learnwares_distribution_gets_it_top1_and_a_deployable_sol
     X, y = market["X"], market["y"]
     mask = np.isin(y, GROUPS[1])
     data = save_table(market["root"] / "user1.npy", X[mask])
-    out = find_and_reuse(user_data=str(data), home=str(market["home"]), reuser="top1", register_name="user1-sol")
+    out = find_and_reuse(user_data=str(data), reuser="top1", register_name="user1-sol")
     assert out.singles[0]["learnware_id"] == market["ids"][1]
     assert out.reuser == "top1" and out.learnware_ids == [market["ids"][1]]
     pred = np.load(out.predictions_path)
@@ -70,7 +74,7 @@ def test_user_from_a_mixture_gets_both_learnwares_and_job_selector_beats_mean_in
     a, b = np.flatnonzero(np.isin(y, GROUPS[0])), np.flatnonzero(np.isin(y, GROUPS[2]))
     rows = np.concatenate([a[: int(0.6 * len(a))], b[: int(0.4 * len(a))]])
     data = save_table(market["root"] / "user2.npy", X[rows])
-    out = find_and_reuse(user_data=str(data), home=str(market["home"]), reuser="job_selector")
+    out = find_and_reuse(user_data=str(data), reuser="job_selector")
     assert out.mixtures and {market["ids"][0], market["ids"][2]} <= set(out.mixtures[0]["learnware_ids"])
     pred = np.load(out.predictions_path).reshape(-1)
     acc = float((pred == y[rows]).mean())
@@ -84,12 +88,13 @@ def test_requirement_matching_nothing_returns_empty_result_with_message(market: 
     from flows.deploy import find_and_reuse
 
     data = save_table(market["root"] / "user3.npy", market["X"][:50])
-    out = find_and_reuse(user_data=str(data), home=str(market["home"]),
+    out = find_and_reuse(user_data=str(data),
                          requirement={"Data": {"Type": "Class", "Values": ["Image"]}})
     assert out.singles == [] and out.model_uri is None and out.message
 
 
-def test_user_in_another_feature_space_is_served_through_description_alignment(tmp_path: Path) -> None:
+def test_user_in_another_feature_space_is_served_through_description_alignment(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """No learnware shares the user's columns; the requirement's Input descriptions align them."""
     from sklearn.linear_model import Ridge
 
@@ -108,13 +113,14 @@ def test_user_in_another_feature_space_is_served_through_description_alignment(t
                                  input_descriptions=dict(enumerate(names)), output_dimension=1)
         zips.append(str(package_learnware(Ridge().fit(X, X @ w), X, sem, tmp_path / f"w{i}.zip")))
     home = tmp_path / "home"
-    assert all(r.status is Status.USABLE for r in submit_batch(zip_paths=zips, home=str(home)))
+    monkeypatch.setenv("LWDOCK_HOME", str(home))
+    assert all(r.status is Status.USABLE for r in submit_batch(zip_paths=zips))
 
     cols = [4, 0, 3, 1]  # the user has 4 of the 5 columns, in another order
     Xu_full = centres[2] + rng.standard_normal((200, 5))
     requirement = {"Input": {"Dimension": 4, "Description": {str(j): names[c] for j, c in enumerate(cols)}}}
     data = save_table(tmp_path / "user.npy", Xu_full[:, cols])
-    out = find_and_reuse(user_data=str(data), requirement=requirement, reuser="top1", home=str(home))
+    out = find_and_reuse(user_data=str(data), requirement=requirement, reuser="top1")
     assert out.singles and out.reuser == "top1"
     pred = np.load(out.predictions_path).reshape(-1)
     y = Xu_full @ coefs[2]

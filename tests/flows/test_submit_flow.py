@@ -39,7 +39,7 @@ def _state(home: Path, learnware_id: str) -> tuple[object, object]:
     dock = _dock(home)
     with dock.catalog() as cat:
         row = cat.get(learnware_id)
-    return row, dock.registry().find_version(learnware_id)
+    return row, dock.registry.find_version(learnware_id)
 
 
 def _mlflow_load(home: Path, uri: str):
@@ -69,7 +69,7 @@ def test_reference_template_zip_is_accepted_unchanged_and_loadable_by_alias(modu
     again = submit_learnware(zip_path=str(zp), semantic_spec=SEMANTIC, home=str(module_home))
     assert again.duplicate and again.learnware_id == res.learnware_id
     dock = _dock(module_home)
-    assert len(dock.registry().list_versions(row.registry_name)) == 1
+    assert len(dock.registry.list_versions(row.registry_name)) == 1
     with dock.catalog() as cat:
         assert cat.count() >= 1 and len([r for r in cat.list() if r.id == res.learnware_id]) == 1
 
@@ -84,7 +84,7 @@ def test_crashing_model_ends_nonusable_with_reason(module_home: Path, tmp_path: 
     row, version = _state(module_home, res.learnware_id)
     assert row is not None and row.status is Status.NONUSABLE and row.reason == res.reason
     dock = _dock(module_home)
-    assert version is not None and dock.registry().usable_version(row.registry_name) is None
+    assert version is not None and dock.registry.usable_version(row.registry_name) is None
 
 
 @pytest.mark.parametrize("broken", ["no_manifest", "bad_yaml", "unsafe_spec_module", "nan_stat", "missing_model",
@@ -141,11 +141,13 @@ def _flaky_zip(path: Path, flag: Path) -> Path:
     return path
 
 
-def test_recheck_flips_status_and_alias_when_a_learnware_breaks_and_recovers(tmp_path: Path) -> None:
+def test_recheck_flips_status_and_alias_when_a_learnware_breaks_and_recovers(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.recheck import recheck_market
     from flows.submit import submit_learnware
 
     home = tmp_path / "home"
+    monkeypatch.setenv("LWDOCK_HOME", str(home))  # the re-check deployment's home comes from its environment
     flag_dir = Path.home() / ".cache" / f"lwdock-test-flag-{os.getpid()}"  # outside the private /tmp and /var/tmp
     flag_dir.mkdir(parents=True, exist_ok=True)
     flag = flag_dir / "resource.ok"
@@ -158,16 +160,16 @@ def test_recheck_flips_status_and_alias_when_a_learnware_breaks_and_recovers(tmp
         name = _state(home, res.learnware_id)[0].registry_name
 
         flag.unlink()
-        out = recheck_market(home=str(home))
+        out = recheck_market()
         assert out[res.learnware_id] == "NONUSABLE"
         row, _ = _state(home, res.learnware_id)
         assert row.status is Status.NONUSABLE and "gone" in row.reason
-        assert dock.registry().usable_version(name) is None
+        assert dock.registry.usable_version(name) is None
 
         flag.write_text("ok")
-        out = recheck_market(home=str(home))
+        out = recheck_market()
         assert out[res.learnware_id] == "USABLE"
-        assert dock.registry().usable_version(name) is not None
+        assert dock.registry.usable_version(name) is not None
         with dock.catalog() as cat:
             kinds = [h.kind for h in cat.history(res.learnware_id)]
         assert kinds.count("recheck") == 2 and "submit" in kinds
@@ -176,13 +178,14 @@ def test_recheck_flips_status_and_alias_when_a_learnware_breaks_and_recovers(tmp
         flag_dir.rmdir()
 
 
-def test_batch_submission_runs_concurrently(tmp_path: Path) -> None:
+def test_batch_submission_runs_concurrently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.submit import submit_batch
 
     home = tmp_path / "home"
+    monkeypatch.setenv("LWDOCK_HOME", str(home))
     zips = [str(make_reference_zip(tmp_path / f"b{i}.zip", seed=10 + i)) for i in range(3)]
     zips.append(str(make_reference_zip(tmp_path / "bad.zip", broken="bad_yaml")))
-    results = submit_batch(zip_paths=zips, semantic_specs=[SEMANTIC] * 4, home=str(home))
+    results = submit_batch(zip_paths=zips, semantic_specs=[SEMANTIC] * 4)
     assert [r.status for r in results] == [Status.USABLE] * 3 + [Status.INVALID]
     with Catalog.open(Settings(home=home).catalog_path, read_only=True) as cat:
         assert cat.count() == 3
@@ -190,7 +193,7 @@ def test_batch_submission_runs_concurrently(tmp_path: Path) -> None:
 
 def test_catalog_rebuild_from_registry_restores_rows(tmp_path: Path) -> None:
     from flows.submit import submit_learnware
-    from lwlib.rebuild import rebuild_catalog
+    from lwlib.maintenance import rebuild_catalog
 
     home = tmp_path / "home"
     ok = submit_learnware(zip_path=str(make_reference_zip(tmp_path / "a.zip", seed=21)), semantic_spec=SEMANTIC,
@@ -221,4 +224,4 @@ def test_transient_catalog_failure_retried_keeps_registry_version(tmp_path: Path
     assert res.status is Status.USABLE
     row, version = _state(home, res.learnware_id)
     assert row is not None and version == (row.registry_name, row.registry_version)
-    assert _dock(home).registry().usable_version(row.registry_name) == row.registry_version
+    assert _dock(home).registry.usable_version(row.registry_name) == row.registry_version

@@ -1,10 +1,10 @@
-"""Which reuser the deploying stage picks (lwlib.deploy.choose_reuser)."""
+"""Which reuser the deploying stage picks (lwlib.deployment.choose_reuser)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lwlib.deploy import choose_reuser
+from lwlib.deployment import choose_reuser
 from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
 
 
