@@ -20,12 +20,12 @@ import scipy.sparse as sp
 import torch
 from numpy.typing import NDArray
 
-from lwlib._validation import check_array, check_is_fitted, show_value, validate_params
+from lwlib._validation import (check_array, check_gamma, check_is_fitted, check_num_points, check_reduced_set,
+                               show_value, validate_params)
 from lwlib.constants import (RKME_DEFAULT_GAMMA, RKME_DEFAULT_K, RKME_LEGACY_TYPE, RKME_MAX_REDUCED_SET_SIZE,
                              RKME_MIN_K_WHEN_CAPPED, RKME_TABLE_TYPE)
 from lwlib.errors import LwdockError, SpecFormatError
 from lwlib.rkme.base import BaseStatSpec
-from lwlib.rkme.checks import check_gamma, check_num_points, check_reduced_set
 from lwlib.rkme.kernels import as_tensor, rbf_kernel
 
 logger = logging.getLogger(__name__)
