@@ -11,8 +11,12 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-import click
 import typer
+
+try:  # typer ≥ 0.26 vendors click; its exceptions are not click's
+    from typer._click import exceptions as click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click  # type: ignore[no-redef]
 
 from deployments.cli import ops, reads, writes
 from deployments.cli.common import EPILOG, EXIT, UserError, handle_error, state
@@ -53,13 +57,14 @@ def main(argv: Optional[list[str]] = None) -> None:
         _mount_cluster()
     try:
         rv = app(args=args, prog_name="lwdock", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx is not None else "", err=False)
+    except click.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else "")
         sys.exit(EXIT.OK if not args else EXIT.USAGE)
     except click.UsageError as exc:
         path = exc.ctx.command_path if exc.ctx is not None else "lwdock"
-        sys.exit(handle_error(UserError(f"{exc.format_message()} (see: {path} --help)", EXIT.USAGE)))
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        msg = exc.format_message().replace("Value error, ", "")
+        sys.exit(handle_error(UserError(f"{msg} (see: {path} --help)", EXIT.USAGE)))
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(EXIT.INTERRUPTED)
     except click.ClickException as exc:
         sys.exit(handle_error(UserError(exc.format_message(), EXIT.USAGE)))
