@@ -4,32 +4,34 @@ The reference checker instantiates uploader code in the host process and validat
 only ever runs behind :class:`lwlib.runtime.Runtime`, every probe is explicit, and the outcome is a typed
 :class:`CheckReport` whose status is USABLE or NONUSABLE with a reason a developer can act on.
 
-The report is stored in the catalog, MLflow and Prefect and shown to the submitter, so what it keeps from the model is
-bounded and never free text the model could fill with what it read: reasons are built by the dock from the failure's
-facts (call, exit status, limits), the model's own words are limited to its exception type and the first line of its
-message (control characters stripped, at most :data:`MODEL_LINE_CHARS`, host paths redacted), and even that line is
-withheld when the sandbox could not hide the host filesystem. No stderr, traceback or probe output is stored.
+The report is stored in the catalog, MLflow and Prefect and shown to the submitter (who may be the attacker), so it
+never holds free text the model could fill with what it read. Reasons are built by the dock from the failure's facts
+(the call, the exit status, the limit hit); of the model's own words only its exception's class name is kept, and for
+an import error the module's name, both checked to be Python identifiers (at most 80 characters). The
+message, traceback and stderr of the model stay out of the report: a model that reads a file and raises its content
+leaves nothing of it here. Every reason is one line of at most :data:`REASON_CHARS` characters without control
+characters.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from lwlib.errors import LwdockError, ModelRuntimeError, RuntimeBuildError
-from lwlib.runtime.text import exception_name, first_line, redact
+from lwlib.errors import LwdockError, MalformedOutputError, ModelRuntimeError, RuntimeBuildError
+from lwlib.runtime.text import exception_name, first_line
 from lwlib.status import Status
 
-__all__ = ["CheckReport", "check_learnware", "probe_inputs", "runtime_unbuilt", "model_failure_reason"]
+__all__ = ["CheckReport", "check_learnware", "model_failure_reason", "probe_inputs", "runtime_unbuilt"]
 
 logger = logging.getLogger(__name__)
 
 N_PROBE = 10
-MODEL_LINE_CHARS = 160
 REASON_CHARS = 400
 
 
@@ -53,7 +55,7 @@ class CheckReport:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CheckReport":
+    def from_dict(cls, d: dict[str, Any]) -> CheckReport:
         d = dict(d)
         d["status"] = Status(d["status"])
         for k in ("input_shape", "output_shape"):
@@ -98,7 +100,8 @@ def probe_inputs(learnware: Any, input_shape: tuple[int, ...] | None, *, random_
     return batches
 
 
-def _expect_shapes(learnware: Any, input_shape: tuple | None, output_shape: tuple | None) -> str | None:
+def _expect_shapes(learnware: Any, input_shape: tuple[int, ...] | None,
+                   output_shape: tuple[int, ...] | None) -> str | None:
     """Compare the model's declared shapes with its semantic Input/Output dimensions; return a problem or None."""
     sem = getattr(learnware, "semantic_spec", None)
     if sem is None:
@@ -120,10 +123,11 @@ def _expect_shapes(learnware: Any, input_shape: tuple | None, output_shape: tupl
     return None
 
 
-def _check_output(learnware: Any, name: str, X: np.ndarray, y: np.ndarray, output_shape: tuple | None) -> str | None:
+def _check_output(learnware: Any, name: str, X: np.ndarray, y: np.ndarray,
+                  output_shape: tuple[int, ...] | None) -> str | None:
     if y.shape[0] != X.shape[0]:
         return f"probe '{name}': predict returned {y.shape[0]} rows for {X.shape[0]} inputs"
-    if not np.issubdtype(y.dtype, np.number) or not np.isfinite(y.astype(np.float64)).all():
+    if not np.issubdtype(y.dtype, np.number) or (y.dtype.kind in "fc" and not np.isfinite(y).all()):
         return f"probe '{name}': predict returned non-finite or non-numeric values"
     sem = getattr(learnware, "semantic_spec", None)
     out = tuple(output_shape) if output_shape else None
@@ -141,23 +145,18 @@ def _bounded(text: str) -> str:
     return first_line(text, REASON_CHARS)
 
 
-def model_failure_reason(exc: LwdockError, *, allow_message: bool = True,
-                         host_paths: dict[str, str] | None = None) -> str:
-    """A report-safe reason for a runtime failure, built from the error's facts, not from its message.
+def model_failure_reason(exc: LwdockError) -> str:
+    """A report-safe reason for a runtime failure, built from the error's facts, never from the model's message.
 
     Parameters
     ----------
     exc : LwdockError
         A :class:`~lwlib.errors.ModelRuntimeError` (import, call, crash, timeout, output) or a build error.
-    allow_message : bool
-        Keep the first line of the model's own exception message (only when the sandbox hid the host's files).
-    host_paths : dict, optional
-        Host paths to redact from that line (:attr:`RuntimeModel.host_paths`).
     """
     f = exc.facts
-    call = str(f.get("call", "the call"))
-    if isinstance(exc, RuntimeBuildError):
-        return _bounded(f"runtime could not be built: {redact(first_line(exc.message, 300), host_paths or {})}")
+    call = {"startup (model import)": "startup"}.get(str(f.get("call", "")), str(f.get("call", "the call")))
+    if isinstance(exc, RuntimeBuildError):  # dock-made text (uv's output follows on later lines)
+        return _bounded(f"runtime could not be built: {first_line(exc.message, 300)}")
     if exc.code == "model_timeout":
         return f"model did not answer {call} within {float(f.get('seconds', 0)):g} s (worker stopped)"
     if exc.code == "model_output_too_large":
@@ -165,19 +164,22 @@ def model_failure_reason(exc: LwdockError, *, allow_message: bool = True,
                 f"{int(f.get('limit', 0))} bytes")
     if exc.code == "model_protocol_violation":
         return f"model wrote to the protocol channel during {call} (worker stopped)"
-    if exc.code == "model_shape_invalid":
-        return _bounded(exc.message)
     if exc.code == "model_out_of_memory":
         return f"model ran out of memory in {call} (address-space limit)"
-    if "status" in f and "error_type" not in f:
-        return f"model worker died during {call} ({first_line(f['status'], 80)})"
+    if isinstance(exc, MalformedOutputError) and "error_type" in f:  # the runner could not convert the answer
+        return f"{call} output rejected: not an int/float array or tensor"
     if "error_type" in f:
-        what = {"startup": "importing or constructing the model failed"}.get(call, f"{call} raised an error")
         etype = exception_name(f["error_type"])
-        line = redact(first_line(f.get("error_line", ""), MODEL_LINE_CHARS), host_paths or {}) if allow_message \
-            else "(message withheld: the host filesystem was not hidden from the model)"
-        return _bounded(f"{what}: {etype}: {line}" if line else f"{what}: {etype}")
-    return _bounded(redact(exc.message, host_paths or {}))
+        if call == "startup":
+            module = exception_name(f.get("error_module") or "")
+            extra = f" (module {module})" if f.get("error_module") and module != "Exception" else ""
+            return f"importing or constructing the model failed: {etype}{extra}"
+        return f"{call} raised {etype} (the model's message is not stored)"
+    if exc.code in ("model_crashed",) or "status" in f:
+        return f"model worker died during {call} ({first_line(f.get('status', 'unknown status'), 80)})"
+    if isinstance(exc, ModelRuntimeError):  # dock-made output checks (length, dtype, shape declarations)
+        return _bounded(exc.message)
+    return _bounded(f"{type(exc).__name__} ({exc.code})")
 
 
 def runtime_unbuilt(exc: LwdockError) -> CheckReport:
@@ -205,7 +207,6 @@ def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, rando
     probes: dict[str, Any] = {}
     protections: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
-    host_paths: dict[str, str] = {}
     in_shape = out_shape = None
 
     def report(status: Status, reason: str, code: str) -> CheckReport:
@@ -218,7 +219,6 @@ def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, rando
         with open_runtime(learnware) as model:
             protections = tuple(getattr(model, "protections", ()))
             missing = tuple(getattr(model, "missing_protections", ()))
-            host_paths = dict(getattr(model, "host_paths", {}) or {})
             in_shape = tuple(model.input_shape) if model.input_shape is not None else None
             out_shape = tuple(model.output_shape) if model.output_shape is not None else None
             problem = _expect_shapes(learnware, in_shape, out_shape)
@@ -237,8 +237,5 @@ def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, rando
     except LwdockError as exc:  # a failure while opening carries the sandbox facts on the exception
         protections = protections or tuple(getattr(exc, "sandbox_protections", ()))
         missing = missing or tuple(getattr(exc, "sandbox_missing", ()))
-        host_paths = host_paths or dict(getattr(exc, "host_paths", {}) or {})
-        allow = isinstance(exc, (RuntimeBuildError, ModelRuntimeError)) and "minimal-filesystem" in protections
-        return report(Status.NONUSABLE, model_failure_reason(exc, allow_message=allow, host_paths=host_paths),
-                      exc.code)
+        return report(Status.NONUSABLE, model_failure_reason(exc), exc.code)
     return report(Status.USABLE, f"{len(probes)} probes passed", "ok")

@@ -35,8 +35,18 @@ from packaging.utils import canonicalize_name
 
 from lwlib.errors import InvalidPackageError
 
-__all__ = ["Requirements", "RequirementsError", "Pin", "read_requirements", "as_requirements",
-           "normalize_requirement_lines", "normalize_requirement", "unmet_by_dock", "DROPPED", "HOST_ONLY"]
+__all__ = [
+    "DROPPED",
+    "HOST_ONLY",
+    "Pin",
+    "Requirements",
+    "RequirementsError",
+    "as_requirements",
+    "normalize_requirement",
+    "normalize_requirement_lines",
+    "read_requirements",
+    "unmet_by_dock",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +172,7 @@ def normalize_requirement(line: str, *, source: str = REQ_FILE) -> str:
                                 "'scikit-learn==1.5.2'.", line=line, source=source, reason="unparsable") from exc
     if req.url:
         raise _refuse(line, source, "url", "URLs and direct references are refused")
-    out = canonicalize_name(req.name)
+    out: str = canonicalize_name(req.name)
     if req.extras:
         out += "[" + ",".join(sorted(req.extras)) + "]"
     out += ",".join(sorted(str(s) for s in req.specifier))

@@ -17,9 +17,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from lwlib.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelEntrySpec", "RuntimeTarget", "Runtime", "RuntimeModel", "RUNNER_DIR"]
+__all__ = ["RUNNER_DIR", "ModelEntrySpec", "Runtime", "RuntimeModel", "RuntimeTarget"]
 
 RUNNER_DIR = Path(__file__).resolve().parent
 SHIM_DIR = RUNNER_DIR / "shim"
@@ -131,9 +132,12 @@ def _shape(value: Any, what: str, name: str) -> tuple[int, ...] | None:
 
 
 def _chown_tree(root: Path) -> None:
+    """Give the sandbox uid its private copy (owner read/write, whatever modes the package came with)."""
     for dirpath, dirnames, filenames in os.walk(root):
         for p in (dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)):
             os.chown(p, SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode | (0o700 if os.path.isdir(p) else 0o600))
 
 
 class RuntimeModel:
@@ -170,17 +174,6 @@ class RuntimeModel:
         shutil.copytree(target.root, self.workdir, symlinks=True)
         (self._tmp / "home").mkdir()
 
-    @property
-    def host_paths(self) -> dict[str, str]:
-        """Host paths a model could learn (e.g. from ``/proc/self/mountinfo``) and their placeholders, so callers
-        can redact them from anything they store."""
-        paths = {str(self._tmp): "<sandbox>", str(RUNNER_DIR): "<runner>", sys.base_prefix: "<python>",
-                 sys.prefix: "<dock-env>", str(Path.home()): "<home>"}
-        paths.update({str(h): "<dock-home>" for h in self.hide})
-        if self.environment.path is not None:
-            paths[str(self.environment.path)] = "<env>"
-        return paths
-
     def _plan_args(self, bwrap: bool) -> tuple[list[str], list[Bind], list[Bind], Path, Path]:
         """argv, read-only and writable binds, working dir and HOME as the worker sees them."""
         m = self.target.model
@@ -206,8 +199,8 @@ class RuntimeModel:
         """Start (or restart) the worker and wait until the model is loaded."""
         bwrap = resolve_backend(self.sandbox) == "bwrap"
         argv, readable, writable, root, home = self._plan_args(bwrap)
-        plan = wrap_command(argv, writable=writable, readable=readable, hide=self.hide, chdir=root,
-                            backend=self.sandbox, tmp_mb=self.limits.tmp_mb)
+        plan = wrap_command(argv, writable=writable, readable=readable, hide=self.hide, chdir=None,
+                            backend=self.sandbox, tmp_mb=self.limits.tmp_mb)  # the runner enters its root itself
         if plan.chown_writable:
             _chown_tree(self.workdir)
             _chown_tree(self._tmp / "home")
@@ -342,6 +335,5 @@ class Runtime:
             if isinstance(exc, LwdockError):  # so a report made from this error knows how the model was contained
                 exc.sandbox_protections = tuple(model.protections)  # type: ignore[attr-defined]
                 exc.sandbox_missing = tuple(model.missing_protections)  # type: ignore[attr-defined]
-                exc.host_paths = model.host_paths  # type: ignore[attr-defined]
             model.close()
             raise

@@ -21,16 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from lwlib.errors import RuntimeBuildError
 from lwlib.learnware.requirements import Pin, Requirements, as_requirements, unmet_by_dock
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Environment", "EnvironmentManager", "requirements_key", "pip_index_args"]
+__all__ = ["Environment", "EnvironmentManager", "pip_index_args", "requirements_key"]
 
 Mode = Literal["auto", "venv", "inherit"]
 READY_MARKER = ".lwdock-ready"

@@ -8,8 +8,8 @@ dumps) in a ``preexec_fn``; its sandbox gets size-bounded private tmpfs mounts; 
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["RuntimeLimits", "make_preexec"]
 

@@ -26,8 +26,15 @@ from lwlib.runtime.env import Environment, EnvironmentManager
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BuildContext", "ImageBuildResult", "write_build_context", "ensure_build_context", "build_image",
-           "BASE_IMAGE", "RUN_ARGS"]
+__all__ = [
+    "BASE_IMAGE",
+    "RUN_ARGS",
+    "BuildContext",
+    "ImageBuildResult",
+    "build_image",
+    "ensure_build_context",
+    "write_build_context",
+]
 
 BASE_IMAGE = "python:3.11-slim"
 RUN_ARGS = ("--rm", "-i", "--network=none", "--read-only", "--tmpfs=/tmp", "--cap-drop=ALL",
@@ -177,7 +184,7 @@ def ensure_build_context(learnware: Any, dest: Path, *, environment: Environment
                         written.lock_source)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _docker_client() -> tuple[Any | None, str]:
     """The Docker client if an engine answers, probed once per process (a dead socket costs a 10 s timeout)."""
     try:
@@ -190,12 +197,12 @@ def _docker_client() -> tuple[Any | None, str]:
         return None, f"docker engine not reachable ({type(exc).__name__})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _buildah() -> str | None:
     return shutil.which("buildah")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _report_no_engine(reason: str) -> None:
     """Log a missing engine once per process and reason (every submission used to repeat it)."""
     logger.info("OCI images are not built: %s (build contexts are still written)", reason)
@@ -246,29 +253,3 @@ def build_image(context: BuildContext, *, tag: str | None = None, engine: str = 
     _report_no_engine(reason)
     logger.debug("image for %s not built: %s", context.path.name, reason)
     return ImageBuildResult(False, reason=reason, tag=tag)
-
-
-def ensure_build_context(learnware: Any, dest: Path, *, environment: Environment | None = None,
-                         envs: EnvironmentManager | None = None) -> BuildContext:
-    """The learnware's build context at ``dest``, written once: content-addressed, so an existing one is the same.
-
-    Written beside its final place (same filesystem) and renamed in, so it is never half-written.
-    """
-    import os
-    import shutil
-    import tempfile
-
-    dest = Path(dest)
-    if (dest / "Containerfile").is_file():
-        return BuildContext(dest, dest / "Containerfile", dest / "requirements.lock", True, "cached")
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".part-"))
-    try:
-        written = write_build_context(learnware, tmp, environment=environment, envs=envs)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return BuildContext(dest, dest / "Containerfile", dest / "requirements.lock", written.locked,
-                        written.lock_source)

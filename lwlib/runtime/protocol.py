@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import json
 import struct
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,17 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAY_BYTES = 1 << 34
 ALLOWED_KINDS = frozenset("biufU")  # unicode arrays carry text inputs; never "O"
 
-__all__ = ["MAGIC", "ProtocolError", "PayloadTooLarge", "encode_message", "decode_header", "decode_arrays", "read_message",
-           "write_message", "check_array_dtype"]
+__all__ = [
+    "MAGIC",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "check_array_dtype",
+    "decode_arrays",
+    "decode_header",
+    "encode_message",
+    "read_message",
+    "write_message",
+]
 
 
 class ProtocolError(Exception):
@@ -71,7 +81,7 @@ def decode_header(prefix: bytes) -> int:
     """Validate the 8-byte prefix and return the header length."""
     if len(prefix) != 8 or prefix[:4] != MAGIC:
         raise ProtocolError(f"bad frame prefix {prefix[:16]!r}: the peer is not speaking the lwdock protocol")
-    (n,) = struct.unpack(">I", prefix[4:])
+    n: int = struct.unpack(">I", prefix[4:])[0]
     if n > MAX_HEADER_BYTES:
         raise ProtocolError(f"header length {n} exceeds {MAX_HEADER_BYTES}")
     return n
@@ -85,7 +95,8 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
     sizes = head.get("arrays") if isinstance(head, dict) else None
     if not isinstance(sizes, list) or not all(isinstance(s, int) and 0 <= s <= MAX_ARRAY_BYTES for s in sizes):
         raise ProtocolError("header must be an object with an 'arrays' list of byte sizes")
-    return head
+    out: dict[str, Any] = head
+    return out
 
 
 def _load_npy(payload: bytes | bytearray | memoryview, name: str) -> np.ndarray:
@@ -114,7 +125,7 @@ def _load_npy(payload: bytes | bytearray | memoryview, name: str) -> np.ndarray:
     return arr
 
 
-def decode_arrays(payloads: list[bytes] | list[bytearray]) -> list[np.ndarray]:
+def decode_arrays(payloads: Sequence[bytes | bytearray | memoryview]) -> list[np.ndarray]:
     """Load ``.npy`` payloads without pickle and reject object dtypes."""
     return [_load_npy(p, f"arrays[{i}]") for i, p in enumerate(payloads)]
 

@@ -20,7 +20,8 @@ import os
 import sys
 import traceback
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ METHODS = ("predict", "fit", "finetune")
 
 def _load_protocol() -> types.ModuleType:
     spec = importlib.util.spec_from_file_location("_lwdock_protocol", os.path.join(HERE, "protocol.py"))
+    if spec is None or spec.loader is None:
+        raise ImportError("the runner's protocol.py is missing")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -76,6 +79,8 @@ def _load_class(root: str, module_path: str, class_name: str) -> type:
     init = os.path.join(root, "__init__.py")
     if os.path.isfile(init):
         spec = importlib.util.spec_from_file_location(pkg, init, submodule_search_locations=[root])
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {init}")
         package = importlib.util.module_from_spec(spec)
         sys.modules[pkg] = package
         spec.loader.exec_module(package)
@@ -87,11 +92,11 @@ def _load_class(root: str, module_path: str, class_name: str) -> type:
         module = package
     elif module_path.endswith(".py"):
         dotted = module_path[:-3].replace("/", ".")
-        dotted = dotted[: -len(".__init__")] if dotted.endswith(".__init__") else dotted
+        dotted = dotted.removesuffix(".__init__")
         module = importlib.import_module(f"{pkg}.{dotted}")
     else:
         module = importlib.import_module(module_path)
-    cls = getattr(module, class_name)
+    cls: type = getattr(module, class_name)
     setattr(sys.modules["__main__"], class_name, cls)  # reference pickles may name __main__.<Class>
     return cls
 
@@ -119,7 +124,8 @@ def _to_array(out: Any) -> np.ndarray:
         out = out.astype(np.int64)
     if out.dtype.kind not in "iuf" or out.dtype.fields is not None:
         raise TypeError(f"predict returned dtype {out.dtype!s}; only int/float outputs are accepted")
-    return out
+    array: np.ndarray = out
+    return array
 
 
 def _error(kind: str, exc: BaseException) -> dict[str, Any]:
@@ -129,7 +135,10 @@ def _error(kind: str, exc: BaseException) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - a model's __str__ may itself raise
         text, tb = "<unprintable exception>", ""
     name = type(exc).__name__[:200]
-    return {"ok": False, "kind": kind, "type": name, "message": f"{name}: {text}", "traceback": tb}
+    head = {"ok": False, "kind": kind, "type": name, "message": f"{name}: {text}", "traceback": tb}
+    if isinstance(exc, ImportError) and isinstance(exc.name, str):
+        head["module"] = exc.name[:200]  # the missing module: what a submitter most needs to see
+    return head
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -28,19 +28,33 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence, Union
+from typing import Literal
 
 from lwlib.runtime.limits import MIB, RuntimeLimits, make_preexec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RuntimeLimits", "SandboxPlan", "make_preexec", "bwrap_available", "unshare_available", "wrap_command",
-           "resolve_backend", "etc_stubs", "SANDBOX_UID", "SANDBOX_GID", "ALL_PROTECTIONS", "PROTECTIONS", "Backend"]
+__all__ = [
+    "ALL_PROTECTIONS",
+    "PROTECTIONS",
+    "SANDBOX_GID",
+    "SANDBOX_UID",
+    "Backend",
+    "RuntimeLimits",
+    "SandboxPlan",
+    "bwrap_available",
+    "etc_stubs",
+    "make_preexec",
+    "resolve_backend",
+    "unshare_available",
+    "wrap_command",
+]
 
 Backend = Literal["auto", "bwrap", "unshare", "none"]
-Bind = Union[Path, tuple[Path, Path]]  # a host path bound at the same path inside, or (host path, inside path)
+Bind = Path | tuple[Path, Path]  # a host path bound at the same path inside, or (host path, inside path)
 Identity = Literal["setpriv", "userns", "root-userns"]
 
 SANDBOX_UID = SANDBOX_GID = 65534
@@ -102,7 +116,7 @@ def _probe(argv: list[str]) -> bool:
 
 
 def _split(bind: Bind) -> tuple[Path, Path]:
-    host, inside = (bind, bind) if isinstance(bind, Path) or isinstance(bind, str) else bind
+    host, inside = (bind, bind) if isinstance(bind, (Path, str)) else bind
     return Path(host).resolve(), Path(inside)
 
 
@@ -192,12 +206,12 @@ def _bwrap_argv(exe: str, identity: Identity, *, readable: Sequence[Bind], writa
     return argv
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _setpriv() -> str | None:
     return shutil.which("setpriv")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bwrap_mode() -> tuple[str, Identity] | None:
     """The working ``bwrap`` and the strongest identity drop it supports here, probed once per process."""
     exe = shutil.which("bwrap")
@@ -223,7 +237,7 @@ def bwrap_available() -> str | None:
     return mode[0] if mode else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unshare_argv() -> tuple[str, ...] | None:
     exe = shutil.which("unshare")
     if not exe:
@@ -246,7 +260,7 @@ def resolve_backend(backend: Backend = "auto") -> Literal["bwrap", "unshare", "n
     return "none"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_once(message: str) -> None:
     logger.warning(message)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["strip_control", "first_line", "exception_name", "redact"]
+__all__ = ["exception_name", "first_line", "strip_control"]
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 _SPACE = re.compile(r"\s+")
@@ -35,11 +35,3 @@ def exception_name(name: object, limit: int = 80) -> str:
     """A dotted Python identifier (an exception class name) or ``"Exception"`` for anything else."""
     text = str(name)
     return text if len(text) <= limit and _IDENT.fullmatch(text) else "Exception"
-
-
-def redact(text: str, paths: dict[str, str]) -> str:
-    """Replace each host path (key) in ``text`` by its placeholder (value), longest paths first."""
-    for path in sorted(paths, key=len, reverse=True):
-        if path and path != "/":
-            text = text.replace(path, paths[path])
-    return text

@@ -23,21 +23,21 @@ import subprocess
 import threading
 import time
 import weakref
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from lwlib.errors import (MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError,
-                          ModelTimeoutError)
+from lwlib.errors import MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError, ModelTimeoutError
 from lwlib.runtime import protocol
 from lwlib.runtime.limits import RuntimeLimits
 from lwlib.runtime.text import exception_name, first_line, strip_control
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Worker", "StderrTail"]
+__all__ = ["StderrTail", "Worker"]
 
-_LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
 CHUNK = 1 << 16
 
 
@@ -265,6 +265,11 @@ class Worker:
         tb = "\n".join(first_line(ln, 300) for ln in str(head.get("traceback", "")).strip().splitlines()[-12:])
         return etype, first_line(message, 200), tb
 
+    @staticmethod
+    def _module(head: dict[str, Any]) -> str:
+        name = exception_name(head.get("module") or "")
+        return "" if name == "Exception" else name
+
     # -- public --------------------------------------------------------------------------------------------
     def wait_ready(self, timeout: float) -> dict[str, Any]:
         """Wait for the runner's ``ready`` frame; raise ModelImportError if the model failed to load."""
@@ -275,7 +280,8 @@ class Worker:
             raise ModelImportError(
                 f"importing or constructing the model failed: {etype}: {line}\n{tb}\nCheck model.module_path / "
                 "class_name / kwargs in learnware.yaml and the requirements.", traceback=tb, learnware=self.name,
-                error_type=etype, error_line=line, call="startup")
+                error_type=etype, error_line=line, error_module=self._module(head),
+                call="startup")
         self.info = head
         return head
 

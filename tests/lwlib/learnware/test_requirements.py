@@ -3,15 +3,19 @@ torch pins checked against the dock, all with one error class and one code."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
 
-import importlib.metadata
-
 from lwlib.errors import InvalidPackageError
-from lwlib.learnware.requirements import (Requirements, RequirementsError, as_requirements,
-                                          normalize_requirement_lines, read_requirements)
+from lwlib.learnware.requirements import (
+    Requirements,
+    RequirementsError,
+    as_requirements,
+    normalize_requirement_lines,
+    read_requirements,
+)
 
 TORCH = importlib.metadata.version("torch")
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwlib.errors import (MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError,
-                          ModelTimeoutError)
+from lwlib.errors import MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError, ModelTimeoutError
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
 from lwlib.runtime.sandbox import bwrap_available
 
@@ -184,9 +183,8 @@ def test_dock_home_is_hidden(lw_dir: Path, envs: EnvironmentManager, monkeypatch
 @pytest.mark.parametrize("behaviour, match", [("wrong_length", "first dimension"), ("nan", "NaN"),
                                               ("strings", "dtype"), ("dict", "dict")])
 def test_malformed_outputs_rejected(lw_dir: Path, envs: EnvironmentManager, behaviour: str, match: str) -> None:
-    with _open(lw_dir, envs, behaviour=behaviour) as model:
-        with pytest.raises(MalformedOutputError, match=match):
-            model.predict(X)
+    with _open(lw_dir, envs, behaviour=behaviour) as model, pytest.raises(MalformedOutputError, match=match):
+        model.predict(X)
 
 
 def test_model_exception_keeps_worker(lw_dir: Path, envs: EnvironmentManager) -> None:

@@ -16,8 +16,14 @@ import numpy as np
 import pytest
 
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
-from lwlib.runtime.sandbox import (ALL_PROTECTIONS, SANDBOX_UID, bwrap_available, make_preexec, unshare_available,
-                                   wrap_command)
+from lwlib.runtime.sandbox import (
+    ALL_PROTECTIONS,
+    SANDBOX_UID,
+    bwrap_available,
+    make_preexec,
+    unshare_available,
+    wrap_command,
+)
 
 PROBE = ("import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0], "
          "resource.getrlimit(resource.RLIMIT_CPU)[0], resource.getrlimit(resource.RLIMIT_NOFILE)[0], "

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from lwlib.learnware.requirements import Requirements
-from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
-from lwlib.runtime import protocol
+from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget, protocol
 
 UV_CACHE = Path.home() / ".cache" / "lwdock-test-uv"
 SHARED_ENVS = Path.home() / ".cache" / "lwdock-test-envs"  # venvs keyed by requirements: reused across runs
