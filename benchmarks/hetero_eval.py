@@ -85,7 +85,7 @@ def score_hetero_user(scenario: Scenario, user: UserTask, res: HeteroSearchResul
     return row
 
 
-def evaluate_hetero(size: str = "small", seed: int = 0, *, feature_align: bool = False,
+def evaluate_hetero(size: str = "small", seed: int = 0, *, feature_align: bool = False, labelled: bool = True,
                     **searcher_params: Any) -> dict[str, Any]:
     """Summary of ``tabular_hetero`` in the shape of :func:`benchmarks.evaluate.summarise`.
 
@@ -112,6 +112,11 @@ def evaluate_hetero(size: str = "small", seed: int = 0, *, feature_align: bool =
         rows.append(score_hetero_user(scenario, user, res, specs, search_seconds=time.perf_counter() - t1,
                                       feature_align=feature_align))
     summary = summarise(scenario, rows)
+    if labelled:
+        from benchmarks.labelled_eval import evaluate_hetero_labelled
+
+        lab = evaluate_hetero_labelled(scenario, searcher, specs)
+        summary["labelled"], summary["labelled_users"] = lab["summary"], lab["users"]
     summary["info"] = {"size": size, "seed": seed, "method": "HeteroSearcher (description column maps)",
                        "searcher": searcher.get_params(), "market_seconds": round(t_market, 2),
                        "total_seconds": round(time.perf_counter() - t0, 2)}

@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from benchmarks.evaluate import UserSearch, score_user, summarise
+from benchmarks.labelled_eval import evaluate_labelled, fit_label_aware
 from benchmarks.metrics import loss
 from benchmarks.scenarios import build
 from benchmarks.scenarios.base import Scenario, UserTask
@@ -92,7 +93,8 @@ def label_curves(scenario: Scenario, user: UserTask, found: UserSearch, specs: d
     return curves
 
 
-def evaluate_scenario(name: str, size: str, *, seed: int = 0, curves: bool = True) -> dict[str, Any]:
+def evaluate_scenario(name: str, size: str, *, seed: int = 0, curves: bool = True,
+                      labelled: bool = True) -> dict[str, Any]:
     """All part-A rows for one scenario: search quality, no-label reuse rows, labelled-data curves."""
     t0 = time.perf_counter()
     scenario = build(name, size=size, seed=seed)
@@ -102,6 +104,16 @@ def evaluate_scenario(name: str, size: str, *, seed: int = 0, curves: bool = Tru
     found = search_users(scenario, specs)
     rows = [score_user(scenario, u, found[u.name], specs) for u in scenario.users]
     summary = summarise(scenario, rows)
+    if labelled:
+        la_specs, t_la = fit_label_aware(scenario, specs)
+        lab = evaluate_labelled(scenario, specs, la_specs)
+        summary["labelled"] = lab["summary"]
+        summary["labelled_users"] = lab["users"]
+        summary["label_aware_cost"] = {"label_aware_s": t_la, "rkme_s": t_specs,
+                                       "ratio": t_la / t_specs if t_specs > 0 else None}
+        nl = lab["summary"].get("auto_nolabel")
+        if nl:
+            summary["rows"]["deployed_auto"] = nl["loss"]
     if curves:
         per_user = [label_curves(scenario, u, found[u.name], specs) for u in scenario.users[:CURVE_USERS]]
         summary["curves"] = {m: {n: float(np.mean([c[m][n] for c in per_user if n in c[m]]))

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 ROW_LABELS = {"mean_in_market": "Mean in market", "best_in_market": "Best in market", "top1": "Top-1 reuse",
               "job_selector": "Job selector", "average_ensemble": "Average ensemble",
-              "deployed_auto": "Deployed (auto)"}
+              "deployed_auto": "auto (no labels)"}
 
 
 def machine_stamp() -> dict[str, Any]:
@@ -30,16 +30,52 @@ def quality_table(summaries: Sequence[dict[str, Any]]) -> str:
     """The paper-style table: one line per scenario, one column per row of the protocol."""
     cols = [c for c in ROW_LABELS if any(c in s["rows"] for s in summaries)]
     head = "| scenario | loss | learnwares | users | " + " | ".join(ROW_LABELS[c] for c in cols) + \
-           " | top-1 = best | top-1 < mean | mixture ⊇ truth |\n"
-    head += "|" + "---|" * (7 + len(cols)) + "\n"
+           " | top-1 = best | top-1/best | top-1 < mean | mixture ⊇ truth |\n"
+    head += "|" + "---|" * (8 + len(cols)) + "\n"
     lines = []
     for s in summaries:
         cells = [f"{s['rows'][c]:.4f}" if c in s["rows"] else "" for c in cols]
         truth = "" if s.get("mixture_has_truth_share") is None else f"{s['mixture_has_truth_share']:.0%}"
         beats = "" if s.get("top1_beats_mean_share") is None else f"{s['top1_beats_mean_share']:.0%}"
+        r = s["rows"]
+        ratio = f"{r['top1'] / r['best_in_market']:.2f}" if r.get("top1") is not None and r.get("best_in_market") \
+            else ""
         lines.append(f"| {s['scenario']} | {s['loss']} | {s['n_learnwares']} | {s['n_users']} | "
-                     + " | ".join(cells) + f" | {s['top1_is_best_share']:.0%} | {beats} | {truth} |")
+                     + " | ".join(cells) + f" | {s['top1_is_best_share']:.0%} | {ratio} | {beats} | {truth} |")
     return head + "\n".join(lines) + "\n"
+
+
+def labelled_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """Issue 11 rows per scenario and label budget k: labelled top-1 and the deployed ``auto`` against the oracle."""
+    out = ["| scenario | k labels | users | Best in market | Top-1 (k labels) | top-1 = best | top-1/best | "
+           "auto (k labels) | auto/best | auto users | auto chose | decided by | search s (median) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
+    for s in summaries:
+        lab = s.get("labelled") or {}
+        nl = lab.get("auto_nolabel")
+        if nl:
+            out.append(f"| {s['scenario']} | 0 | {nl['n_users']} | {s['rows'].get('best_in_market', float('nan')):.4f}"
+                       f" | {nl.get('top1_loss', float('nan')):.4f} | {s['top1_is_best_share']:.0%} | "
+                       f"{nl.get('top1_loss', float('nan')) / s['rows']['best_in_market']:.2f} | {nl['loss']:.4f} | "
+                       f"{nl['ratio']:.2f} | {nl['n_users']} | {_fmt_counts(nl['kinds'])} | P(X) | |")
+        for k in sorted((int(x) for x in lab if x.isdigit())):
+            a = lab[str(k)]
+            auto = (f"{a['auto_loss']:.4f} | {a['auto_ratio']:.2f} | {a['auto_users']} | "
+                    f"{_fmt_counts(a['auto_kinds'])}") if "auto_loss" in a else " | | | "
+            out.append(f"| {s['scenario']} | {k} | {a['n_users']} | {a['best_loss']:.4f} | {a['top1_loss']:.4f} | "
+                       f"{a['top1_is_best_share']:.0%} | {a['top1_ratio']:.2f} | {auto} | "
+                       f"{_fmt_counts(a['decided_by'])} | {a['search_seconds_median']:.3f} |")
+    ep = [(s["scenario"], s["labelled"][k]) for s in summaries for k in (s.get("labelled") or {})
+          if isinstance(s["labelled"][k], dict) and "ensemble_pruning_loss" in s["labelled"][k]]
+    if ep:
+        out += ["", "| scenario | Ensemble pruning (100 labels, labelled-search pool) | Best in market (same users) |",
+                "|---|---:|---:|"]
+        out += [f"| {n} | {a['ensemble_pruning_loss']:.4f} | {a['ensemble_pruning_best_loss']:.4f} |" for n, a in ep]
+    return "\n".join(out) + "\n"
+
+
+def _fmt_counts(c: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: -kv[1]))
 
 
 def write_results(out_dir: Path, stem: str, payload: dict[str, Any], markdown: str) -> dict[str, Path]:

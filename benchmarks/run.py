@@ -12,10 +12,10 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks.report import plot_quality, quality_table, write_results
+from benchmarks.report import labelled_table, plot_quality, quality_table, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("tabular", "image", "text")
+SCENARIOS = ("tabular", "image", "text", "shared_inputs")
 console = Console()
 
 
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     ref = run_reference_side_by_side(summaries) if args.reference else []
     table = quality_table([_strip(s) for s in summaries] + ref)
+    table += "\n**Labels (issue 11)**: labelled search and the deployed `auto` per label budget k " \
+             "(k = 0: no labels)\n\n" + labelled_table(summaries)
     stem = "quality_reference" if args.reference else f"quality_{size}"
     files = write_results(args.out, stem, {"size": size, "scenarios": [_strip(s) for s in summaries],
                                            "reference": ref}, table + curves_markdown(summaries))

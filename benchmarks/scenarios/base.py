@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 SIZES = ("small", "full")
 TaskName = Literal["classification", "regression"]
-_BUILDER_MODULES = ("benchmarks.scenarios.tabular", "benchmarks.scenarios.image", "benchmarks.scenarios.text")
+_BUILDER_MODULES = ("benchmarks.scenarios.tabular", "benchmarks.scenarios.image", "benchmarks.scenarios.text",
+                    "benchmarks.scenarios.conditional")
 _REGISTRY: dict[str, Callable[[str, int], Scenario]] = {}
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lwlib.reuse.auto import REUSER_KINDS, AutoChoice, ReuserKind, choose_reuser_auto
 from lwlib.reuse.averaging import AveragingReuser
 from lwlib.reuse.base import BaseReuser, InProcessLearnware, ReusableLearnware
 from lwlib.reuse.combine import predict_solution
@@ -11,6 +12,10 @@ from lwlib.reuse.feature_augment import FeatureAugmentReuser
 from lwlib.reuse.job_selector import JobSelectorReuser
 
 __all__ = [
+    "AutoChoice",
+    "REUSER_KINDS",
+    "ReuserKind",
+    "choose_reuser_auto",
     "AveragingReuser",
     "BaseReuser",
     "EnsemblePruningReuser",

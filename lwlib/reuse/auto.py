@@ -5,8 +5,10 @@ With labelled rows the choice is made by held-out loss on them: reusers that do 
 augmentation) by k-fold cross-validation. A candidate replaces the top-1 only when it beats it by more than one
 standard error of the paired loss difference, so noise on a few rows does not swap a good single model for a worse
 ensemble. Without labels, a mixture is averaged only when it explains the user's data much better than the top-1
-alone (its MMD² at most ``mixture_gain`` × the top-1's) and no member is a near-duplicate of another; otherwise
-the top-1 is deployed. Diffuse mixture weights raise a warning. The weights returned are exactly the weights the
+alone: for regression whenever search found one (measured better than top-1 on the tabular benchmark); for
+classification only the members that predict classes the heavier members do not (label-aware specs), or, without
+label-aware specs, when the mixture's MMD² is at most ``mixture_gain`` × the top-1's; otherwise the top-1 is
+deployed. Diffuse mixture weights raise a warning. The weights returned are exactly the weights the
 deployed solution uses (the CLI shows them and the registry records them: one source of truth).
 """
 
@@ -24,7 +26,7 @@ from lwlib.errors import ReuseError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReuserKind", "REUSER_KINDS", "AutoChoice", "choose_reuser_auto", "make_reuser", "reuse_loss",
+__all__ = ["ReuserKind", "REUSER_KINDS", "AutoChoice", "choose_reuser_auto", "make_reuser", "reuse_loss", "class_support",
            "MIXTURE_GAIN", "DIFFUSE_MAX_WEIGHT", "MIN_LABELS_FOR_CV"]
 
 #: The reuser kinds a user may ask for (the one ``Literal`` callers import, issue 14 §8).
@@ -125,29 +127,73 @@ def _mixture_of(result: Any) -> tuple[list[str], list[float], float | None]:
     return list(mix.learnware_ids), [float(w) for w in mix.weights], float(mix.mmd2)
 
 
-def _without_labels(result: Any, top: str, *, mixture_gain: float) -> AutoChoice:
+def class_support(spec: Any, *, min_mass: float = 0.02) -> frozenset[int]:
+    """Classes a learnware predicts on its own data: mass ≥ ``min_mass`` in its label-aware outputs (β-weighted)."""
+    out = np.asarray(spec.outputs_, dtype=np.float64)
+    mass = out.mean(axis=0)
+    return frozenset(int(c) for c in np.flatnonzero(mass >= min_mass))
+
+
+def _redundant_members(ids: list[str], weights: list[float], label_specs: Mapping[str, Any]) -> list[str]:
+    """Members whose predicted classes are all covered by heavier members: averaging them in cannot help a class."""
+    order = np.argsort(-np.asarray(weights), kind="stable")
+    covered: set[int] = set()
+    drop = []
+    for i in order:
+        sup = class_support(label_specs[ids[i]])
+        if covered and sup <= covered:
+            drop.append(ids[i])
+        covered |= sup
+    return drop
+
+
+def _without_labels(result: Any, top: str, *, task: str, mixture_gain: float,
+                    label_specs: Mapping[str, Any] | None) -> AutoChoice:
     ids, weights, mix_mmd2 = _mixture_of(result)
     top_mmd2 = float(result.singles[0].mmd2)
     if not ids:
         return AutoChoice("top1", (top,), (1.0,), {"rule": "no mixture found: top-1", "top1_mmd2": top_mmd2})
     ratio = mix_mmd2 / top_mmd2 if top_mmd2 > 0 else 1.0
-    evidence = {"top1_mmd2": top_mmd2, "mixture_mmd2": mix_mmd2, "mixture_gain": ratio,
-                "mixture": dict(zip(ids, weights)), "effective_members": float(1.0 / np.sum(np.square(weights)))}
+    evidence: dict[str, Any] = {"top1_mmd2": top_mmd2, "mixture_mmd2": mix_mmd2, "mixture_gain": ratio,
+                                "mixture": dict(zip(ids, weights)),
+                                "effective_members": float(1.0 / np.sum(np.square(weights)))}
     warnings: list[str] = []
     if max(weights) < DIFFUSE_MAX_WEIGHT:
         warnings.append(f"mixture weights are diffuse ({', '.join(f'{w:.2f}' for w in weights)}): no learnware "
                         "explains most of your data; give a few labels (--labels) so auto can check by held-out "
                         "loss")
-    if ratio <= mixture_gain:
-        evidence["rule"] = f"mixture MMD² ≤ {mixture_gain} × top-1's: average the mixture with its weights"
+    specs = label_specs or {}
+    if task == "classification" and all(i in specs for i in ids):
+        sup = {i: class_support(specs[i]) for i in ids}
+        union = frozenset().union(*sup.values())
+        if top in sup and sup[top] >= union:  # the top-1 already predicts every class the others do
+            evidence["rule"] = (f"the top-1 predicts every class the other mixture members predict (label-aware "
+                                "specs): averaging cannot help; top-1 deployed")
+            return AutoChoice("top1", (top,), (1.0,), evidence, tuple(warnings))
+        drop = _redundant_members(ids, weights, specs)
+        keep = [i for i in ids if i not in drop]
+        if drop:
+            evidence["redundant"] = drop
+        if len(keep) < 2:
+            evidence["rule"] = ("the other mixture members only predict classes the top-ranked one already predicts "
+                                "(label-aware specs): averaging them in cannot help; top-1 deployed")
+            return AutoChoice("top1", (top,), (1.0,), evidence, tuple(warnings))
+        w = np.asarray([weights[ids.index(i)] for i in keep])
+        evidence["rule"] = "mixture members cover different classes (label-aware specs): weighted average"
+        return AutoChoice("averaging", tuple(keep), tuple(float(v) for v in w / w.sum()), evidence, tuple(warnings))
+    if task == "regression" or ratio <= mixture_gain:
+        evidence["rule"] = ("regression: the weighted mixture average (measured better than top-1 without labels)"
+                            if task == "regression" else
+                            f"mixture MMD² ≤ {mixture_gain} × top-1's: average the mixture with its weights")
         return AutoChoice("averaging", tuple(ids), tuple(weights), evidence, tuple(warnings))
-    evidence["rule"] = (f"mixture MMD² is {ratio:.2f} × the top-1's (> {mixture_gain}): the extra learnwares explain "
-                        "too little of the data to risk averaging; top-1 deployed")
+    evidence["rule"] = (f"mixture MMD² is {ratio:.2f} × the top-1's (> {mixture_gain}) and no label-aware specs "
+                        "say what each member adds: top-1 deployed")
     return AutoChoice("top1", (top,), (1.0,), evidence, tuple(warnings))
 
 
 def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any = None, y_labels: Any = None,
-                       predictors: Mapping[str, Any] | None = None, mixture_gain: float = MIXTURE_GAIN,
+                       predictors: Mapping[str, Any] | None = None, label_specs: Mapping[str, Any] | None = None,
+                       mixture_gain: float = MIXTURE_GAIN,
                        pool_size: int = POOL_SIZE, cv_folds: int = 5, random_state: int = 0) -> AutoChoice:
     """Choose what ``auto`` deploys for a search result (a pure function; the deploy step wires it).
 
@@ -162,6 +208,9 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
         Labelled rows; with them the choice is made by held-out loss.
     predictors : mapping id → object with ``predict``
         The candidate learnwares (sandboxed runtimes in the dock); required with labels.
+    label_specs : mapping id → LabelAwareSpec, optional
+        Without labels, a classification mixture keeps only members that predict classes the heavier members do
+        not (a model of digits 0-4 adds nothing to one of digits 0-9).
     mixture_gain : float
         Without labels, the MMD² ratio (mixture / top-1) at or below which the mixture is averaged.
     pool_size : int
@@ -183,7 +232,7 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
     top = result.singles[0].learnware_id
     n = 0 if y_labels is None else int(np.asarray(y_labels).shape[0])
     if n == 0 or predictors is None:
-        return _without_labels(result, top, mixture_gain=mixture_gain)
+        return _without_labels(result, top, task=task, mixture_gain=mixture_gain, label_specs=label_specs)
     Xl = np.asarray(X_labels, dtype=np.float64)
     yl = np.asarray(y_labels)
     yl = yl.ravel() if yl.ndim == 2 and yl.shape[1] == 1 else yl

@@ -136,15 +136,17 @@ def combine_evidence(per_row: NDArray[np.float64], features: NDArray[np.float64]
     """
     m, n = per_row.shape
     mean = per_row.mean(axis=1)
+    # Learnwares are scored on the *same* rows, so their losses are strongly correlated: what limits a ranking is
+    # the noise of the paired differences. Each learnware is compared with the shortlist's average on every row.
     if task == "regression":
-        g = _transform(mean, task)
-        var_rows = per_row.var(axis=1, ddof=1) if n > 1 else np.full(m, np.nan)
-        rel = var_rows / np.maximum(mean + 1e-3, 1e-12) ** 2  # delta method on the log scale
-        rel = np.where(np.isfinite(rel), rel, np.nanmedian(rel) if np.isfinite(rel).any() else 1.0)
-        v = (rel + 0.1) / n
+        g = np.log(mean + 1e-3 * max(float(mean.mean()), 1e-12))
+        ref = per_row.mean(axis=0)
+        rel = per_row / np.maximum(mean[:, None], 1e-300) - (ref / max(float(ref.mean()), 1e-300))[None, :]
+        v = (rel.var(axis=1, ddof=1) if n > 1 else np.ones(m)) / n + 0.01 / n  # delta method, log scale
     else:
         g = mean
-        v = (mean * (1.0 - mean) + 0.25 / (n + 1)) / n  # a Jeffreys-style floor: 0 errors in 5 rows is not certainty
+        diff = per_row - per_row.mean(axis=0, keepdims=True)
+        v = ((diff.var(axis=1, ddof=1) if n > 1 else np.full(m, 0.25)) + 0.25 / (n + 1)) / n
     F = np.asarray(features, dtype=np.float64).reshape(m, -1)
     mu, sd = F.mean(axis=0), F.std(axis=0)
     Fz = np.where(sd > 1e-12, (F - mu) / np.where(sd > 1e-12, sd, 1.0), 0.0)

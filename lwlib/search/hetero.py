@@ -187,6 +187,9 @@ class HeteroSearcher(LwEstimator):
     def search(self, user_X: Any, user_descriptions: Mapping[int, str] | None = None) -> HeteroSearchResult:
         """Search every space the user's described columns can be mapped into.
 
+        ``user_X`` may be a :class:`~lwlib.search.requirement.Requirement` (its ``X`` and its ``descriptions``, or
+        the semantic query's Input descriptions), the searcher contract; or the user rows, the legacy call.
+
         Returns
         -------
         HeteroSearchResult
@@ -195,6 +198,12 @@ class HeteroSearcher(LwEstimator):
             data).
         """
         check_is_fitted(self, "spaces_")
+        from lwlib.search.requirement import Requirement
+
+        if isinstance(user_X, Requirement):
+            req = user_X
+            user_descriptions = req.descriptions if req.descriptions is not None else input_descriptions(req.semantic)
+            user_X = req.X
         X = check_array(user_X, name="user_X")
         ud = {int(k): str(v) for k, v in (user_descriptions or {}).items() if str(v).strip()}
         if not ud:

@@ -37,7 +37,7 @@ from lwlib.search.single import score_single
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LabelledSearcher", "label_aware_of", "Predictors"]
+__all__ = ["LabelledSearcher", "label_aware_of", "Predictors", "rerank_by_labels"]
 
 Predictors = Mapping[str, Any] | Callable[[Sequence[str]], Mapping[str, Any]]
 
@@ -142,10 +142,12 @@ class LabelledSearcher(LwEstimator):
         """
         check_is_fitted(self, "market_")
         req = as_requirement(requirement, **legacy)
+        if req.rkme is None and req.X is not None:  # fit the user's RKME once, for P(X) and the labelled ranking
+            req = replace(req, rkme=self.market_._user_spec_from_data(req.X))
         base = self.market_.search(req)
         if req.n_labels == 0 or not base.singles:
             return replace(base, evidence={"decided_by": "P(X)", "n_labels": req.n_labels})
-        user_spec = req.rkme if req.rkme is not None else self.market_._user_spec_from_data(req.X)
+        user_spec = req.rkme
         candidates = [m.learnware_id for m in base.semantic] if req.semantic is not None else None
         ranking = score_single(self.market_.index_, user_spec, kernel=self.kernel, candidates=candidates,
                                shortlist=None)
@@ -175,9 +177,9 @@ class LabelledSearcher(LwEstimator):
             evidence.update(decided_by="specifications", label_weight=0.0, shortlist=0)
             return self._result(base, ranking, order, evidence, {})
         per_row = np.stack([row_losses(opened[ids[i]].predict(req.X_labels), req.y_labels, task) for i in short])
-        feats = np.column_stack([log_mmd[short], np.where(np.isfinite(pred[short]), pred[short],
-                                                           np.nanmean(pred[short]) if ok[short].any() else 0.0)])
-        comb = combine_evidence(per_row, feats, task=task, ridge=float(self.ridge))
+        # The prior uses label-free evidence only: the spec-predicted loss is measured on the same labelled rows, so
+        # its noise is the empirical loss's noise and a prior fitted on it would explain that noise away.
+        comb = combine_evidence(per_row, log_mmd[short][:, None], task=task, ridge=float(self.ridge))
         inner = np.argsort(comb.posterior, kind="stable")
         spec_order = np.argsort(spec_score, kind="stable")
         rest = spec_order[~np.isin(spec_order, short)]
@@ -207,14 +209,17 @@ class LabelledSearcher(LwEstimator):
 
     @staticmethod
     def _spec_score(log_mmd: NDArray[np.float64], pred: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Spec-only ranking score: standardised log MMD² plus standardised predicted loss (lower is better)."""
+        """Spec-only ranking score: standardised predicted loss plus half the standardised log MMD² (lower is better).
+
+        The labels speak about P(y|x) directly; P(X) refines (half weight, so RKME approximation noise between
+        learnwares of the same inputs cannot outvote a clear difference in predicted loss)."""
         def z(a: NDArray[np.float64]) -> NDArray[np.float64]:
             fin = np.isfinite(a)
             if fin.sum() < 2:
                 return np.zeros_like(a)
             sd = a[fin].std()
             return np.where(fin, (a - a[fin].mean()) / (sd if sd > 0 else 1.0), 0.0)
-        return z(log_mmd) + z(pred)
+        return 0.5 * z(log_mmd) + z(pred)
 
     @staticmethod
     def _open(predictors: Predictors, ids: list[str]) -> Mapping[str, Any]:
@@ -237,3 +242,33 @@ class LabelledSearcher(LwEstimator):
         return replace(base, singles=tuple(singles), evidence=evidence,
                        message=base.message + f" Ranked with {evidence['n_labels']} labelled row(s): decided by "
                                               f"{evidence['decided_by']}.")
+
+
+def rerank_by_labels(result: SearchResult, X_labels: Any, y_labels: Any, predictors: Predictors, *, task: str,
+                     shortlist: int = 15, ridge: float = 1.0) -> SearchResult:
+    """Re-rank any search result's singles by real loss on labelled rows, shrunk towards their P(X) evidence.
+
+    For searchers without label-aware specs in the user's space (e.g. cross-feature-space search, where
+    ``predictors`` map user rows through each learnware's column map): the first ``shortlist`` singles are run on
+    the labelled rows and combined with their MMD² as in :class:`LabelledSearcher`.
+    """
+    singles = list(result.singles[:int(shortlist)])
+    opened = LabelledSearcher._open(predictors, [m.learnware_id for m in singles])
+    singles = [m for m in singles if m.learnware_id in opened]
+    n = 0 if y_labels is None else int(np.asarray(y_labels).shape[0])
+    if n == 0 or not singles:
+        return result
+    per_row = np.stack([row_losses(opened[m.learnware_id].predict(X_labels), y_labels, task) for m in singles])
+    log_mmd = np.log(np.array([m.mmd2 for m in singles]) + 1e-12)
+    comb = combine_evidence(per_row, log_mmd[:, None], task=task, ridge=ridge)
+    order = np.argsort(comb.posterior, kind="stable")
+    top, emp_top, spec_top = order[0], int(np.argmin(comb.empirical)), 0
+    decided = ("agreement" if top == emp_top == spec_top else "labels" if top == emp_top else
+               "specifications" if top == spec_top else "combination")
+    ranked = [replace(singles[i], rank=r, label_loss=float(comb.empirical[i]), combined_loss=float(comb.posterior[i]))
+              for r, i in enumerate(order)]
+    evidence = {"n_labels": n, "task": task, "decided_by": decided, "label_weight": float(comb.label_weight.mean()),
+                "shortlist": len(singles), "prior_strength": comb.prior_strength,
+                "empirical_top1": singles[emp_top].learnware_id, "spec_top1": singles[0].learnware_id}
+    rest = [replace(m, rank=len(ranked) + j) for j, m in enumerate(result.singles[int(shortlist):])]
+    return replace(result, singles=tuple(ranked + rest), evidence=evidence)

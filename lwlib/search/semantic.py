@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from rapidfuzz import fuzz, process, utils
 
+from lwlib._validation import check_is_fitted
 from lwlib.base import LwEstimator
 from lwlib.constants import FUZZY_MIN_SCORE
 from lwlib.errors import SearchError
@@ -99,20 +100,44 @@ class SemanticSearcher(LwEstimator):
         self.top_k = top_k
         self.description_weight = description_weight
 
-    def search(self, query: SemanticQuery | Mapping[str, Any] | None,
-               entries: Sequence[tuple[str, SemanticSpec | Mapping[str, Any] | None]]) -> list[SemanticMatch]:
+    def fit(self, entries: Sequence[Any]) -> SemanticSearcher:
+        """Keep the market's (learnware_id, semantic spec) pairs (the searcher contract: ``fit(entries) -> self``).
+
+        Entries may be :class:`~lwlib.search.searcher.SearchEntry` values or plain tuples whose first two items
+        are the id and the semantic spec.
+        """
+        self.entries_ = [(str(e[0]), _as_spec(e[1])) for e in entries]
+        return self
+
+    def search(self, query: Any = None,
+               entries: Sequence[tuple[str, SemanticSpec | Mapping[str, Any] | None]] | None = None) -> Any:
         """Return the learnwares matching ``query``, best first, with scores in [0, 1].
 
         Parameters
         ----------
-        query : SemanticQuery, reference dict or None (None = match everything)
-        entries : sequence of (learnware_id, SemanticSpec or reference dict or None)
+        query : Requirement, SemanticQuery, reference dict or None (None = match everything)
+        entries : sequence of (learnware_id, SemanticSpec or reference dict or None), optional
+            Legacy call: search these entries and return a plain list. Without it the fitted entries are
+            searched and a :class:`~lwlib.search.result.SearchResult` is returned (the searcher contract).
 
         Returns
         -------
-        list of SemanticMatch
+        list of SemanticMatch (legacy call) or SearchResult
             Empty when nothing matches (never raises for "no match").
         """
+        from lwlib.search.requirement import Requirement
+        from lwlib.search.result import SearchResult
+
+        if isinstance(query, Requirement):
+            query = query.semantic
+        if entries is None:
+            check_is_fitted(self, "entries_")
+            hits = tuple(self._match(query, self.entries_))
+            return SearchResult(semantic=hits, message=f"{len(hits)} learnware(s) match semantically." if hits else
+                                "No learnware matches the semantic query; relax the tag filters or the name.")
+        return self._match(query, entries)
+
+    def _match(self, query: Any, entries: Sequence[tuple[str, Any]]) -> list[SemanticMatch]:
         q = _as_query(query)
         ids = [str(e[0]) for e in entries]
         specs = [_as_spec(e[1]) for e in entries]

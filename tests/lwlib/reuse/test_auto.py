@@ -1,0 +1,81 @@
+"""The auto guard: never worse than top-1 where the dock can know (issue 11's 49 % case)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from lwlib.reuse import InProcessLearnware
+from lwlib.reuse.auto import REUSER_KINDS, choose_reuser_auto, make_reuser
+from lwlib.rkme.label_aware import make_label_aware_spec
+from lwlib.rkme.rkme import RKMETableSpec
+from lwlib.search import MarketSearcher
+from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
+
+
+@pytest.fixture(scope="module")
+def digits_case() -> dict:
+    """A model of all ten digits and one of digits 0-4; the user holds all ten digits."""
+    X, y = load_digits(return_X_y=True)
+    idx = np.random.default_rng(0).permutation(len(y))
+    tr, te = idx[:1000], idx[1000:]
+    low = tr[y[tr] < 5]
+    models = {"all": LogisticRegression(max_iter=3000).fit(X[tr], y[tr]),
+              "low": LogisticRegression(max_iter=3000).fit(X[low], y[low])}
+    specs = {"all": RKMETableSpec().fit(X[tr]), "low": RKMETableSpec().fit(X[low])}
+    las = {k: make_label_aware_spec(specs[k], models[k].predict, "classification", n_classes=10) for k in models}
+    preds = {k: InProcessLearnware(k, models[k], specs[k]) for k in models}
+    result = MarketSearcher().fit([(k, None, specs[k]) for k in models]).search(None, user_X=X[te])
+    return {"X": X, "y": y, "te": te, "result": result, "las": las, "preds": preds}
+
+
+def _accuracy(case: dict, choice) -> float:
+    members = [case["preds"][i] for i in choice.learnware_ids]
+    reuser = make_reuser(choice.kind, members, choice.weights if choice.kind == "averaging" else None,
+                         "classification").fit(case["X"][case["te"]])
+    return float((reuser.predict(case["X"][case["te"]]) == case["y"][case["te"]]).mean())
+
+
+def test_the_49_percent_case_deploys_top1_without_labels(digits_case) -> None:
+    res = digits_case["result"]
+    assert res.singles[0].learnware_id == "all"
+    uniform = make_reuser("averaging", [digits_case["preds"]["all"], digits_case["preds"]["low"]], [0.5, 0.5],
+                          "classification").fit(digits_case["X"][digits_case["te"]])
+    averaged = float((uniform.predict(digits_case["X"][digits_case["te"]]) == digits_case["y"][digits_case["te"]])
+                     .mean())
+    choice = choose_reuser_auto(res, task="classification", X=digits_case["X"][digits_case["te"]],
+                                label_specs=digits_case["las"])
+    assert choice.kind == "top1" and choice.learnware_ids == ("all",) and choice.weights == (1.0,)
+    assert _accuracy(digits_case, choice) > averaged + 0.2  # the case the issue measured: ~0.49 vs ~0.96
+    assert "rule" in choice.evidence
+
+
+def test_the_49_percent_case_deploys_top1_with_labels(digits_case) -> None:
+    X, y, te = digits_case["X"], digits_case["y"], digits_case["te"]
+    lab = np.random.default_rng(3).choice(te, 20, replace=False)
+    choice = choose_reuser_auto(digits_case["result"], task="classification", X=X[te], X_labels=X[lab],
+                                y_labels=y[lab], predictors=digits_case["preds"], label_specs=digits_case["las"])
+    assert choice.learnware_ids == ("all",)
+    assert choice.evidence["held_out_loss"]["top1"] <= min(choice.evidence["held_out_loss"].values()) + 0.2
+
+
+def _result(mix_mmd2: float, weights=(0.5, 0.5)) -> SearchResult:
+    singles = (SingleMatch("a", 0.9, 1.0, 0), SingleMatch("b", 0.8, 1.2, 1))
+    return SearchResult(singles=singles, mixtures=(MixtureMatch(("a", "b"), tuple(weights), 0.95, mix_mmd2),))
+
+
+def test_without_label_specs_a_classification_mixture_needs_a_large_gain() -> None:
+    assert choose_reuser_auto(_result(0.8), task="classification").kind == "top1"
+    big = choose_reuser_auto(_result(0.3, (0.7, 0.3)), task="classification")
+    assert big.kind == "averaging" and big.weights == (0.7, 0.3)  # exactly the weights deployed and recorded
+
+
+def test_diffuse_weights_warn() -> None:
+    assert choose_reuser_auto(_result(0.3, (0.5, 0.5)), task="regression").warnings
+    assert not choose_reuser_auto(_result(0.3, (0.8, 0.2)), task="regression").warnings
+
+
+def test_reuser_kinds_literal_lists_auto_and_concrete_kinds() -> None:
+    assert REUSER_KINDS[0] == "auto" and {"top1", "ensemble_pruning", "feature_augment"} <= set(REUSER_KINDS)
