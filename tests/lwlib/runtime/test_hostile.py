@@ -1,19 +1,17 @@
-"""Hostile models are contained: hangs, crashes, memory bombs, stdout garbage, sockets, writes outside their dir."""
+"""Worker-level behaviour under hostile models: a fresh worker after a hang, the worker kept after a model exception,
+stdout chatter that cannot corrupt the protocol, output validation. The containment cases (crash, memory, network,
+sockets, secrets, writes, floods, signals) run through the check in tests/hostile/runtime/."""
 
 from __future__ import annotations
 
-import socket
 import textwrap
-import threading
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lwlib.errors import MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError, ModelTimeoutError
+from lwlib.errors import MalformedOutputError, ModelImportError, ModelRuntimeError, ModelTimeoutError
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
-from lwlib.runtime.sandbox import bwrap_available
 
 HOSTILE = textwrap.dedent('''
     import ctypes, os, socket, sys, time
@@ -98,86 +96,10 @@ def test_hang_times_out_and_fresh_worker_recovers(lw_dir: Path, envs: Environmen
         assert model.restarts == 1 and model.pid != first_pid
 
 
-@pytest.mark.parametrize("behaviour, status", [("exit", "exit status 7"), ("segfault", "SIGSEGV")])
-def test_crash_reports_status(lw_dir: Path, envs: EnvironmentManager, behaviour: str, status: str) -> None:
-    with _open(lw_dir, envs, behaviour=behaviour) as model:
-        with pytest.raises(ModelCrashedError, match=status) as info:
-            model.predict(X)
-        assert info.value.facts["status"]
-
-
-def test_memory_bomb_is_contained(lw_dir: Path, envs: EnvironmentManager) -> None:
-    with _open(lw_dir, envs, behaviour="memory") as model:
-        with pytest.raises(ModelCrashedError, match="memory") as info:
-            model.predict(X)
-        assert info.value.code in ("model_out_of_memory", "model_crashed")
-
-
 def test_stdout_garbage_does_not_corrupt_protocol(lw_dir: Path, envs: EnvironmentManager) -> None:
     with _open(lw_dir, envs, behaviour="garbage") as model:
         for _ in range(3):
             np.testing.assert_allclose(model.predict(X), X.sum(axis=1))
-
-
-@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap not available")
-def test_socket_to_host_is_blocked(lw_dir: Path, envs: EnvironmentManager) -> None:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.settimeout(0.2)
-    got: list[bytes] = []
-
-    def accept() -> None:
-        try:
-            conn, _ = server.accept()
-            got.append(conn.recv(100))
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=accept)
-    thread.start()
-    try:
-        with _open(lw_dir, envs, behaviour="socket", port=server.getsockname()[1]) as model:
-            assert "no-network" in model.protections
-            with pytest.raises(ModelRuntimeError, match="(Connection|Network|refused|unreachable)"):
-                model.predict(X)
-    finally:
-        thread.join()
-        server.close()
-    assert got == []
-
-
-@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap not available")
-@pytest.mark.parametrize("where", ["host_tmp", "home"])
-def test_writes_outside_learnware_dir_are_contained(lw_dir: Path, envs: EnvironmentManager, where: str) -> None:
-    name = f"lwdock-pwned-{uuid.uuid4().hex}"
-    target = Path("/tmp") / name if where == "host_tmp" else Path.home() / name
-    try:
-        with _open(lw_dir, envs, behaviour="write", target=str(target)) as model:
-            try:
-                model.predict(X)
-            except ModelRuntimeError as exc:
-                assert "Read-only" in str(exc) or "Permission" in str(exc)
-        assert not target.exists()
-    finally:
-        target.unlink(missing_ok=True)
-
-
-@pytest.mark.skipif(not bwrap_available(), reason="bubblewrap not available")
-def test_dock_home_is_hidden(lw_dir: Path, envs: EnvironmentManager, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = Path.home() / ".cache" / f"lwdock-test-home-{uuid.uuid4().hex[:8]}"
-    secret = home / "catalog.duckdb"
-    home.mkdir(parents=True)
-    secret.write_text("other learnwares and the catalog")
-    monkeypatch.delenv("LWDOCK_HOME", raising=False)
-    try:
-        with _open(lw_dir, envs, behaviour="read", target=str(secret), hide=(home,)) as model:
-            assert "hidden-dock-home" in model.protections
-            with pytest.raises(ModelRuntimeError, match="FileNotFoundError"):
-                model.predict(X)
-    finally:
-        secret.unlink()
-        home.rmdir()
 
 
 @pytest.mark.parametrize("behaviour, match", [("wrong_length", "first dimension"), ("nan", "NaN"),

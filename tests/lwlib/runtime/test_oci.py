@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, RuntimeTarget
 from lwlib.runtime.env import Environment
+from lwlib.runtime import oci
 from lwlib.runtime.oci import BASE_IMAGE, build_image, write_build_context
 
 UV_CACHE = Path.home() / ".cache" / "lwdock-test-uv"
@@ -89,3 +91,25 @@ def test_image_builds_when_an_engine_answers(tmp_path: Path, target: RuntimeTarg
     result = build_image(ctx, engine="docker", tag="lwdock-test/oci:latest")
     assert result.built, result.reason
     assert result.image_id and result.digest
+
+
+def test_missing_engine_is_probed_and_reported_once(tmp_path: Path, target: RuntimeTarget,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    oci._docker_client.cache_clear()
+    oci._report_no_engine.cache_clear()
+    ctx = write_build_context(target, tmp_path / "ctx")
+    with caplog.at_level(logging.INFO, logger="lwlib.runtime.oci"):
+        results = [build_image(ctx) for _ in range(3)]
+    assert oci._docker_client.cache_info().misses == 1  # one probe per process, not one per submission
+    if not results[0].built:
+        assert len({r.reason for r in results}) == 1
+        assert sum("OCI images are not built" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_ensure_build_context_is_written_once_and_atomically(tmp_path: Path, target: RuntimeTarget) -> None:
+    dest = tmp_path / "oci" / "lw123"
+    first = oci.ensure_build_context(target, dest)
+    assert first.containerfile.is_file() and first.lock_source == "unresolved"
+    again = oci.ensure_build_context(target, dest)
+    assert again.lock_source == "cached" and again.path == dest
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["lw123"]  # no .part- leftovers

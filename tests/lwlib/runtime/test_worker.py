@@ -14,6 +14,7 @@ import pytest
 
 from lwlib.learnware.requirements import Requirements
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget, protocol
+from lwlib.runtime.worker import StderrTail
 
 UV_CACHE = Path.home() / ".cache" / "lwdock-test-uv"
 SHARED_ENVS = Path.home() / ".cache" / "lwdock-test-envs"  # venvs keyed by requirements: reused across runs
@@ -216,3 +217,44 @@ def test_packaged_learnware_end_to_end(tmp_path: Path, mode: str) -> None:
         assert model.environment.mode == ("inherit" if mode == "auto" else "venv")
         out = model.predict(X)
     np.testing.assert_array_equal(out.ravel(), clf.predict(X))
+
+
+# -- bounded reading on the dock side ----------------------------------------------------------------------------
+def test_stderr_tail_is_bounded_for_any_input() -> None:
+    tail = StderrTail(max_lines=3, max_chars=10)
+    for _ in range(100):  # 100 MiB without a newline: only the head of the line is kept, as it arrives
+        tail.feed(b"a" * (1 << 20))
+    assert len(tail._partial) <= tail.max_bytes and tail.dropped_bytes >= 100 * (1 << 20) - tail.max_bytes
+    tail.feed(b"\nline1\nline2\x1b[31m\x07\nline3\nline4")
+    tail.close()
+    assert tail.tail() == ["line2[31m", "line3", "line4"]
+    assert all(len(line) <= 10 for line in tail.lines)
+
+
+def test_oversized_answer_is_refused_before_reading_it() -> None:
+    frame = protocol.encode_message({"ok": True}, [np.zeros(1000)])
+    raw, asked = io.BytesIO(frame), []
+
+    def read_exact(n: int) -> bytes:
+        asked.append(n)
+        return raw.read(n)
+
+    with pytest.raises(protocol.PayloadTooLarge) as info:
+        protocol.read_message(read_exact, max_bytes=4000)
+    assert info.value.size > 8000 and info.value.limit == 4000
+    assert all(n < 1000 for n in asked)  # prefix and header only
+
+
+def test_decoded_arrays_are_writable_views() -> None:
+    arr = np.arange(12.0).reshape(3, 4)
+    raw = io.BytesIO(protocol.encode_message({}, [arr, np.asfortranarray(arr)]))
+    _, out = protocol.read_message(lambda n: bytearray(raw.read(n)))
+    for got in out:
+        np.testing.assert_array_equal(got, arr)
+        got[0, 0] = -1.0  # models may modify X in place
+
+
+@pytest.mark.parametrize("payload", [b"\x93NUMPY\x01\x00" + b"x" * 20, b"not npy at all"])
+def test_malformed_npy_payload_is_a_protocol_error(payload: bytes) -> None:
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_arrays([payload])
