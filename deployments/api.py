@@ -120,8 +120,9 @@ class _Market:
         with self._lock:
             if self._snap is None:
                 self._snap = MarketSnapshot.open(self.home)
-            else:
-                self._snap.refresh_if_changed()
+                self._snap.columns  # noqa: B018 - names and semantic filters answer from memory
+            elif self._snap.refresh_if_changed():
+                self._snap.columns  # noqa: B018
             return self._snap
 
 

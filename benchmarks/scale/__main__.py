@@ -1,0 +1,304 @@
+"""``python -m benchmarks.scale``: the read path at market scale, end to end, on a real catalog.
+
+For each N (default 10³, 10⁴, 10⁵) synthetic spec-only learnwares (:mod:`benchmarks.scale.market`) are
+bulk-loaded into a fresh home, then measured, every number from real processes:
+
+* index build (``lwdock catalog reindex``, a subprocess: wall time and peak RSS);
+* incremental update: one learnware added (then one deleted) and ``update_index`` with hints (median of 5);
+* ``lwdock search -d user.npy`` and ``lwdock list``: process start to exit, ``--runs`` runs (min/median/max)
+  after one warm-up, peak RSS;
+* ``lwdock api``: p50/p99 of ``POST /search`` with the user's rows (RKME fitted in the request) and with an RKME,
+  sequential requests over loopback, and the server's peak RSS (VmHWM);
+* recall@10 of the default search (sketch shortlist of 50) against the exact ranking, and top-1 = source.
+
+Written to ``benchmarks/results/scale.{json,md}`` with the machine stamp. Submission throughput needs real
+learnware zips and the submission flow: ``--submissions N`` packages N small scikit-learn learnwares and times
+``flows.submit.submit_batch`` on them (not part of the default run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.scale.market import D, delete_rows, make_query, make_specs, synthetic_id, write_market
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+LWDOCK = [sys.executable, "-m", "deployments.cli"]
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall seconds, peak RSS MiB, result) of one subprocess, start to exit (rusage of that child alone)."""
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fo, stderr=fe, text=True, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        return wall, usage.ru_maxrss / 1024, subprocess.CompletedProcess(cmd, proc.returncode, fo.read(), fe.read())
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {"min": round(min(xs), 4), "median": round(statistics.median(xs), 4), "max": round(max(xs), 4),
+            "runs": len(xs)}
+
+
+def _timed_cli(args: list[str], runs: int) -> dict[str, Any]:
+    _run(LWDOCK + args)  # warm-up: page cache, index sync
+    walls, rsss = [], []
+    for _ in range(runs):
+        wall, rss, out = _run(LWDOCK + args)
+        if out.returncode != 0:
+            raise RuntimeError(f"lwdock {' '.join(args)} failed ({out.returncode}): {out.stderr[-2000:]}")
+        walls.append(wall)
+        rsss.append(rss)
+    return {"wall_s": _stats(walls), "peak_rss_mib_max": round(max(rsss), 1)}
+
+
+_UPDATE = """
+import json, sys, time
+from pathlib import Path
+from benchmarks.scale.market import write_market, synthetic_id, delete_rows
+from lwlib.market import update_index
+home, n, reps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+add, rem = [], []
+for j in range(reps):
+    write_market(home, 1, start=n + j)
+    t = time.perf_counter(); u = update_index(home, added=[synthetic_id(n + j)]); add.append((time.perf_counter() - t, u.path, u.refitted))
+for j in range(reps):
+    delete_rows(home, [synthetic_id(n + j)])
+    t = time.perf_counter(); u = update_index(home, removed=[synthetic_id(n + j)]); rem.append((time.perf_counter() - t, u.path, u.refitted))
+print(json.dumps({"add": add, "remove": rem}))
+"""
+
+
+def measure_updates(home: Path, n: int, reps: int = 5) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", _UPDATE, str(home), str(n), str(reps)], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return {k: {"seconds": _stats([r[0] for r in v]), "paths": sorted({r[1] for r in v}),
+                "refitted": any(r[2] for r in v)} for k, v in res.items()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _vm_hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_api(home: Path, queries: list[np.ndarray], specs: list[dict[str, Any]]) -> dict[str, Any]:
+    import urllib.request
+
+    port = _free_port()
+    log = home / "api.log"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(LWDOCK + ["api", "--home", str(home), "--port", str(port)], cwd=ROOT,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(body: dict[str, Any]) -> float:
+        req = urllib.request.Request(url + "/search", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        t = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=300) as r:
+            r.read()
+        return time.perf_counter() - t
+
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=300).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 600:
+                    raise RuntimeError(f"api did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        ready = time.perf_counter() - t0
+        post({"rkme": specs[0]})  # warm
+        rk = [post({"rkme": s}) * 1000 for s in specs]
+        data = [post({"data": q.tolist()}) * 1000 for q in queries]
+        hwm = _vm_hwm_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    def pct(xs: list[float]) -> dict[str, float]:
+        return {"p50_ms": round(float(np.percentile(xs, 50)), 2), "p99_ms": round(float(np.percentile(xs, 99)), 2),
+                "n": len(xs)}
+
+    return {"ready_s": round(ready, 2), "search_rkme": pct(rk), "search_rows": pct(data),
+            "peak_rss_mib": round(hwm, 1)}
+
+
+def measure_recall(home: Path, queries: list[np.ndarray], sources: list[int], seed: int) -> dict[str, Any]:
+    from lwlib.market import MarketSnapshot
+
+    snap = MarketSnapshot.open(home)
+    rec, top1, t_fast, t_exact = [], [], [], []
+    for q, src in zip(queries, sources):
+        spec = snap.user_spec(q)
+        t = time.perf_counter()
+        fast = snap.search(None, user_spec=spec, max_mixture=0)
+        t_fast.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        exact = snap.search(None, user_spec=spec, max_mixture=0, shortlist=None)
+        t_exact.append(time.perf_counter() - t)
+        a = {m.learnware_id for m in fast.singles[:10]}
+        b = {m.learnware_id for m in exact.singles[:10]}
+        rec.append(len(a & b) / max(1, len(b)))
+        top1.append(fast.singles[0].learnware_id == synthetic_id(src, seed))
+    return {"recall_at_10": round(float(np.mean(rec)), 4), "top1_is_source": round(float(np.mean(top1)), 4),
+            "engine_single_ms": _stats([x * 1000 for x in t_fast]), "engine_exact_ms": _stats([x * 1000 for x in t_exact])}
+
+
+def _build(home: Path, n: int, seed: int) -> dict[str, Any]:
+    """Bulk-load and index a synthetic market, or reuse one a previous ``--workdir`` run left (same N, seed)."""
+    stamp = home / "bench-build.json"
+    if stamp.exists():
+        done = json.loads(stamp.read_text())
+        if done.get("n") == n and done.get("seed") == seed:
+            return {**done, "reused": True}
+        raise RuntimeError(f"{home} holds another synthetic market; use another --workdir")
+    t = time.perf_counter()
+    write_market(home, n, seed=seed)
+    load_s = time.perf_counter() - t
+    build_wall, build_rss, out = _run(LWDOCK + ["catalog", "reindex", "--home", str(home)])
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    done = {"n": n, "seed": seed, "bulk_load_s": round(load_s, 2),
+            "index_build": {"wall_s": round(build_wall, 2), "peak_rss_mib": round(build_rss, 1)}}
+    stamp.write_text(json.dumps(done))
+    return done
+
+
+def run_size(n: int, base: Path, *, runs: int, queries: int, seed: int) -> dict[str, Any]:
+    home = base / f"n{n}"
+    built = _build(home, n, seed)
+    means, _, _ = make_specs(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    pairs = [make_query(means, rng) for _ in range(queries)]
+    qs = [p[1] for p in pairs]
+    np.save(home / "user.npy", qs[0])
+    row: dict[str, Any] = {"n": n, "bulk_load_s": built["bulk_load_s"], "index_build": built["index_build"],
+                           "market_reused": built.get("reused", False)}
+    row["incremental"] = measure_updates(home, n)
+    row["cli_search"] = _timed_cli(["search", "-d", str(home / "user.npy"), "--home", str(home)], runs)
+    row["cli_list"] = _timed_cli(["list", "--home", str(home)], runs)
+    row["recall"] = measure_recall(home, qs, [p[0] for p in pairs], seed)
+    from lwlib.market import MarketSnapshot
+
+    snap = MarketSnapshot.open(home)
+    specs = [snap.user_spec(q).to_dict() for q in qs]
+    row["api"] = measure_api(home, qs, specs)
+    row["index_bytes"] = sum(p.stat().st_size for p in (home / "search-index").rglob("*") if p.is_file())
+    row["catalog_bytes"] = (home / "catalog.duckdb").stat().st_size
+    return row
+
+
+def measure_submissions(n: int, base: Path) -> dict[str, Any]:
+    """Hook for issue 13's throughput row: n distinct small learnwares through ``flows.submit.submit_batch``."""
+    from sklearn.linear_model import LogisticRegression
+
+    from lwlib.learnware.packager import package_learnware
+    from lwlib.semantic import make_semantic_spec
+
+    home = base / "submissions"
+    os.environ["LWDOCK_HOME"] = str(home)
+    from lwlib.settings import configure_process
+
+    configure_process(home)
+    from flows.submit import submit_batch
+
+    rng = np.random.default_rng(0)
+    zips = []
+    for i in range(n):
+        X = rng.normal(i % 7, 1, (200, D))
+        y = (X[:, 0] > i % 7).astype(int)
+        spec = make_semantic_spec(name=f"throughput {i}", description="throughput benchmark", input_dimension=D,
+                                  output_dimension=2)
+        zips.append(str(package_learnware(LogisticRegression().fit(X, y), X, spec, base / "zips" / f"lw{i}.zip")))
+    submit_batch(zip_paths=zips[:1])  # warm the runtime cache
+    t = time.perf_counter()
+    results = submit_batch(zip_paths=zips[1:])
+    wall = time.perf_counter() - t
+    usable = sum(r.status.value == "USABLE" for r in results)
+    return {"n": len(results), "wall_s": round(wall, 1), "per_minute": round(60 * len(results) / wall, 1),
+            "usable": usable}
+
+
+def markdown(rows: list[dict[str, Any]], cmd: str) -> str:
+    head = ("| N | search CLI s (min/med/max) | list CLI s (min/med/max) | API p50/p99 ms (RKME) | API p50/p99 ms "
+            "(rows) | recall@10 | top-1 = source | add 1 (ms, median) | delete 1 (ms) | index build s | build RSS MiB "
+            "| API RSS MiB | CLI search RSS MiB |\n|" + "---|" * 13 + "\n")
+    lines = []
+    for r in rows:
+        cs, cl, api = r["cli_search"]["wall_s"], r["cli_list"]["wall_s"], r["api"]
+        lines.append(
+            f"| {r['n']:,} | {cs['min']:.2f} / {cs['median']:.2f} / {cs['max']:.2f} | {cl['min']:.2f} / "
+            f"{cl['median']:.2f} / {cl['max']:.2f} | {api['search_rkme']['p50_ms']:.1f} / "
+            f"{api['search_rkme']['p99_ms']:.1f} | {api['search_rows']['p50_ms']:.1f} / "
+            f"{api['search_rows']['p99_ms']:.1f} | {r['recall']['recall_at_10']:.3f} | "
+            f"{r['recall']['top1_is_source']:.2f} | {1000 * r['incremental']['add']['seconds']['median']:.0f} | "
+            f"{1000 * r['incremental']['remove']['seconds']['median']:.0f} | {r['index_build']['wall_s']:.1f} | "
+            f"{r['index_build']['peak_rss_mib']:.0f} | {api['peak_rss_mib']:.0f} | "
+            f"{r['cli_search']['peak_rss_mib_max']:.0f} |")
+    return (f"Reproduce: `{cmd}`\n\nSynthetic spec-only learnwares (K=100, d=20; registry_name `lwdock-synthetic`), "
+            "fresh home per N. Targets (issue 13): search CLI ≤ 1.5 s at 10⁴ and ≤ 3 s at 10⁵; list ≤ 0.5 s at 10⁵; "
+            "API p50 ≤ 50 ms, p99 ≤ 200 ms, recall@10 ≥ 0.98 at 10⁵; add one ≤ 100 ms at 10⁵; API RSS ≤ 2 GB.\n\n"
+            + head + "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    ap.add_argument("--runs", type=int, default=5, help="CLI runs per command after one warm-up (≥ 3)")
+    ap.add_argument("--queries", type=int, default=100, help="API requests / recall queries per size")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=None, help="where the synthetic homes go (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the synthetic homes")
+    ap.add_argument("--submissions", type=int, default=0, help="also time N warm submissions (needs the flows)")
+    ap.add_argument("--out", default="scale", help="result file stem under benchmarks/results/")
+    a = ap.parse_args(argv)
+    base = a.workdir or Path(tempfile.mkdtemp(prefix="lwdock-scale-"))
+    rows = []
+    try:
+        for n in a.sizes:
+            print(f"N = {n:,} …", flush=True)
+            rows.append(run_size(n, base, runs=max(3, a.runs), queries=a.queries, seed=a.seed))
+            print(json.dumps(rows[-1], indent=1), flush=True)
+        extra = {"submissions": measure_submissions(a.submissions, base)} if a.submissions else {}
+    finally:
+        if not a.keep and a.workdir is None:
+            shutil.rmtree(base, ignore_errors=True)
+    from benchmarks.report import write_results
+
+    cmd = "python -m benchmarks.scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_results(RESULTS, a.out, {"command": cmd, "rows": rows, **extra}, markdown(rows, cmd.strip()))
+    print(f"wrote {RESULTS / a.out}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
