@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, Field
 
 from lwlib.errors import LwdockError
+from lwlib.text import escape_markdown
 from lwlib.status import Status
 from lwlib.submission import Submission
 
@@ -61,9 +62,5 @@ class SubmissionResult(BaseModel):
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     """A small Markdown table for Prefect artifacts (cells escaped: names are data, never markup)."""
-    def cell(c: Any) -> str:
-        text = "".join(ch if ch.isprintable() else " " for ch in str(c))
-        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
     line = "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
-    return line + "".join("| " + " | ".join(cell(c) for c in r) + " |\n" for r in rows)
+    return line + "".join("| " + " | ".join(escape_markdown(c, max_chars=300) for c in r) + " |\n" for r in rows)

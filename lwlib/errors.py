@@ -27,6 +27,7 @@ __all__ = [
     "RegistryError",
     "SearchError",
     "ReuseError",
+    "UserDataError",
 ]
 
 

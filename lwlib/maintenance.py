@@ -126,8 +126,8 @@ def doctor(dock: Dock, *, repair: bool = False) -> DoctorReport:
     contexts = {p.name for p in oci.iterdir() if p.is_dir() and not p.name.startswith(".")} if oci.is_dir() else set()
     report.orphan_contexts = sorted(contexts - set(catalog_rows) - set(registered) - busy)
     partials = list(dock.packages.partials()) + (sorted(oci.glob(".part-*")) if oci.is_dir() else [])
-    partials += [p for p in dock.settings.packages_dir.glob(".*.part-*")] if dock.settings.packages_dir.is_dir() \
-        else []
+    if dock.settings.packages_dir.is_dir():  # extraction staging folders of an interrupted open_learnware
+        partials += [p for pat in (".*.part-*", ".*.check-*", ".*.old-*") for p in dock.settings.packages_dir.glob(pat)]
     report.partial_files = sorted(str(p.relative_to(dock.settings.home)) for p in partials) if not busy else []
     report.registry_without_catalog = sorted(set(registered) - set(catalog_rows) - busy)
     names = {v.name for v in versions}

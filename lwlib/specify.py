@@ -15,7 +15,7 @@ import numpy as np
 from lwlib.constants import RKME_TABLE_TYPE, RKME_TEXT_TYPE
 from lwlib.errors import SpecFormatError
 
-__all__ = ["SpecReport", "verify_specs", "generate_table_spec", "make_label_spec"]
+__all__ = ["SpecReport", "verify_specs", "generate_table_spec", "anchor_spec", "make_label_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,20 +82,31 @@ def verify_specs(learnware: Any) -> SpecReport:
                       float(getattr(spec, "gamma_", getattr(spec, "gamma", 0.1))), self_mmd2, False, tuple(notes))
 
 
-def make_label_spec(learnware: Any, predict: Any) -> Any | None:
+def anchor_spec(learnware: Any) -> Any | None:
+    """The table RKME whose reduced-set points anchor the label-aware spec (None for other spec kinds)."""
+    specs = getattr(learnware, "stat_specs", {}) or {}
+    return next((s for s in specs.values() if getattr(s, "z_", None) is not None), None)
+
+
+def make_label_spec(learnware: Any, outputs: Any) -> Any | None:
     """The label-aware part of the statistical spec: the model's own outputs at its RKME reduced-set points.
 
-    ``predict`` is the sandboxed runtime's predict (the model never runs in the dock's process). Returns None
-    when the learnware has no table RKME to anchor the outputs on.
+    ``outputs`` were produced by the sandboxed runtime (the model never runs in the dock's process). Returns None
+    when the learnware has no table RKME to anchor them on.
     """
-    try:
-        from lwlib.rkme.label_aware import make_label_aware_spec
-    except ImportError:  # the label-aware spec module is not installed in this build yet
-        return None
-    specs = getattr(learnware, "stat_specs", {}) or {}
-    rkme = next((s for s in specs.values() if getattr(s, "z_", None) is not None), None)
+    from lwlib.rkme.label_aware import make_label_aware_spec
+
+    rkme = anchor_spec(learnware)
     if rkme is None:
         return None
     sem = getattr(learnware, "semantic_spec", None)
     task = "regression" if sem is not None and sem.task_type == "Regression" else "classification"
-    return make_label_aware_spec(rkme, predict, task)
+    n_classes = sem.output.dimension if task == "classification" and sem is not None and sem.output else None
+    Z = np.asarray(rkme.z_)
+
+    def recorded(X: Any) -> Any:
+        if np.shape(X) != Z.shape or not np.array_equal(X, Z):
+            raise ValueError("the label-aware spec asks for outputs at the RKME points only")
+        return outputs
+
+    return make_label_aware_spec(rkme, recorded, task, n_classes=n_classes)

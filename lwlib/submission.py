@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from numpy.typing import NDArray
 
 from lwlib.check import CheckReport, check_learnware
 from lwlib.errors import LwdockError, SemanticSpecError
@@ -106,6 +109,8 @@ class Submission:
         Filled by containerize, check, register and catalog.
     label_spec : BaseStatSpec or None
         The label-aware part of the statistical spec, made by ``specify`` from the model's own outputs.
+    rkme_outputs : ndarray or None
+        The model's outputs at its RKME points, taken in the sandbox by ``check`` and consumed by ``specify``.
     timings : mapping of str to float
         Seconds per step.
     """
@@ -116,6 +121,7 @@ class Submission:
     runtime: RuntimeInfo | None = None
     check: CheckReport | None = None
     label_spec: Any = None
+    rkme_outputs: NDArray[Any] | None = None
     reference: RegistryRef | None = None
     record: LearnwareRecord | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -190,28 +196,46 @@ def unbuilt(sub: Submission, exc: LwdockError) -> Submission:
     return replace(sub, runtime=RuntimeInfo(None, note=exc.message), check=report)
 
 
+@contextmanager
+def _borrowed(model: Any) -> Iterator[Any]:
+    yield model  # the caller's ``with`` owns the worker; the check only borrows it
+
+
 def check(dock: Dock, sub: Submission) -> Submission:
-    """Run the model in the runtime ``containerize`` built: shapes, probes, finite outputs, label range."""
+    """Run the model in the runtime ``containerize`` built: shapes, probes, finite outputs, label range.
+
+    While the worker is up, the model's outputs at its own RKME points are taken too (one more predict of K rows
+    instead of a second worker start); ``specify`` turns them into the label-aware spec.
+    """
+    from lwlib.specify import anchor_spec
+
     t0 = time.perf_counter()
     env = sub.runtime.environment if sub.runtime is not None else None
-    report = check_learnware(sub.learnware, lambda lw: dock.open_model(lw, environment=env))
-    return sub.extend("check", t0, check=report)
+    outputs = None
+    with dock.open_model(sub.learnware, environment=env) as model:
+        report = check_learnware(sub.learnware, lambda _lw: _borrowed(model))
+        rkme = anchor_spec(sub.learnware)
+        if report.status is Status.USABLE and rkme is not None:
+            try:
+                outputs = model.predict(rkme.z_)
+            except LwdockError as exc:  # the check passed; a label-aware part is a bonus, not a condition
+                logger.warning("no outputs at the RKME points of %s: %s", sub.source_name, exc.message)
+    return sub.extend("check", t0, check=report, rkme_outputs=outputs)
 
 
 def specify(dock: Dock, sub: Submission) -> Submission:
-    """Add the label-aware part of the statistical spec: the model's own outputs at its RKME points (usable only).
+    """Add the label-aware part of the statistical spec from the model's own outputs at its RKME points.
 
-    The RKME itself was verified at validate; a model that failed its check gets no label-aware part.
+    The RKME itself was verified at validate (before any build); a model that failed its check gets no label-aware
+    part. Pure: the outputs were taken in the sandbox during ``check``.
     """
-    t0 = time.perf_counter()
-    if sub.status is not Status.USABLE or sub.runtime is None or sub.runtime.environment is None:
-        return sub.extend("specify", t0)
     from lwlib.specify import make_label_spec
 
-    env = sub.runtime.environment
-    with dock.open_model(sub.learnware, environment=env) as model:
-        label_spec = make_label_spec(sub.learnware, model.predict)
-    return sub.extend("specify", t0, label_spec=label_spec)
+    t0 = time.perf_counter()
+    if sub.status is not Status.USABLE or sub.rkme_outputs is None:
+        return sub.extend("specify", t0)
+    return sub.extend("specify", t0, label_spec=make_label_spec(sub.learnware, sub.rkme_outputs),
+                      rkme_outputs=None)
 
 
 def register(dock: Dock, sub: Submission) -> Submission:
@@ -253,7 +277,10 @@ def recheck(dock: Dock, record: LearnwareRecord) -> tuple[CheckReport, Status]:
     """
     from lwlib.catalog import CheckRecord
 
-    report = check_learnware(dock.open_learnware(record), dock.open_model)
+    try:
+        report = check_learnware(dock.open_learnware(record), dock.open_model)
+    except LwdockError as exc:  # e.g. a stored package that today's bounds refuse: a status, not a crash
+        report = CheckReport(Status.NONUSABLE, f"the stored package cannot be opened: {exc.message}", exc.code)
     with dock.catalog_writer() as cat, cat.transaction():
         cat.add_check(CheckRecord(record.id, "recheck", report.status, report.reason, report.to_dict(),
                                   report.duration_s))

@@ -123,7 +123,7 @@ class LearnwareRecord:
             return None
         from lwlib.semantic import SemanticSpec
 
-        return SemanticSpec.from_reference(self.semantic)
+        return SemanticSpec.from_stored(self.semantic)  # rows written before today's bounds still load
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,6 @@ __all__ = ["Registry", "SubmissionRun", "RegisteredVersion", "USABLE_ALIAS", "SH
 USABLE_ALIAS = "usable"
 SHA_TAG = "lwdock.sha256"
 KIND_TAG = "lwdock.kind"
-LABEL_SPEC_ARTIFACT = "LabelAware"  # spec/<type>.json of the label-aware part contains this in its type name
 PID_TAG = "lwdock.pid"  # with HOST_TAG: lets `lwdock doctor` end runs whose process died (kill -9)
 HOST_TAG = "lwdock.host"
 MODEL_ARTIFACT = "model"
@@ -446,8 +445,10 @@ class Registry:
                     out[key] = Path(self.client.download_artifacts(version.run_id, rel, str(dest)))
                 except (MlflowException, OSError):
                     logger.warning("run %s has no %s artifact", version.run_id, rel)
+            from lwlib.rkme.label_aware import LABEL_AWARE_TYPE
+
             label = [a.path for a in self.client.list_artifacts(version.run_id, "spec")
-                     if a.path.endswith(f"{LABEL_SPEC_ARTIFACT}.json")]
+                     if a.path.endswith(f"{LABEL_AWARE_TYPE}.json")]
             if label:
                 out["label_spec"] = Path(self.client.download_artifacts(version.run_id, label[0], str(dest)))
         return out
