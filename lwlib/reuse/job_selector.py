@@ -1,13 +1,14 @@
 """Job selection: route every user row to the one learnware whose data distribution covers it.
 
 Why: a user task that mixes several learnwares' regions is served best by sending each row to the expert of its
-region, not by blending all experts. The learnwares' RKMEs are the only data we have about their regions, so we
-(1) weigh the learnwares by how much of the user's distribution each explains (RKME mixture weights), (2) draw
-synthetic points from each learnware's RKME in proportion to its weight, labelled by learnware, and (3) train a
-small router classifier on them. Unlike the reference package, the sampling noise is relative to each feature's
-scale (the reference adds N(0, 0.25²) in raw units, which vanishes on wide features and swamps narrow ones), the
-router is a right-sized gradient-boosting model (not 2 000 trees on ≤ 1 000 points) on standardised features,
-and each learnware gets one call for all its rows.
+region, not by blending all experts. The learnwares' RKMEs are the only data we have about their regions. We
+weigh the learnwares by how much of the user's distribution each explains (RKME mixture weights), then route each
+row by the mixture's posterior responsibilities read straight off the RKMEs, ``r_i(x) ∝ w_i Σ_k β_ik k(x, z_ik)``
+(``router="kernel"``, the default). The reference instead draws herding samples from each RKME and trains a
+2 000-tree GBDT on them; that path is kept (``router="gbdt"`` / ``"logistic"``: samples with noise relative to
+each feature's scale, a right-sized router on standardised features) but measured worse: on the small image and
+tabular benchmarks the kernel router beat top-1 and averaging, the sampled GBDT router beat neither.
+Each learnware gets one call for all its rows.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lwlib.rkme.kernels import median_heuristic_gamma, rbf_kernel, stack_specs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobSelectorReuser", "rkme_mixture_weights", "sample_rkme"]
+__all__ = ["JobSelectorReuser", "KernelRouter", "rkme_mixture_weights", "sample_rkme"]
 
 # Sampling noise as a fraction of each learnware's own per-feature spread of its reduced points.
 _RELATIVE_NOISE = 0.25
@@ -106,6 +107,52 @@ def sample_rkme(spec: Any, n_samples: int, rng: np.random.Generator, *,
     return Z[centres] + rng.normal(size=(n_samples, Z.shape[1])) * (_RELATIVE_NOISE * spread)
 
 
+class KernelRouter:
+    """Route a row to the learnware whose RKME gives it the most mixture-weighted kernel mass.
+
+    ``r_i(x) ∝ w_i Σ_k β_ik k(x, z_ik)``: the posterior responsibility of learnware i for x when the user's data
+    are the RKME mixture Σ w_i Φ_i — a Bayes classifier read straight off the specs, with no synthetic samples
+    and no trained model. Features are standardised on the pooled reduced points (and γ is the median heuristic
+    there), like :func:`rkme_mixture_weights`.
+    """
+
+    def __init__(self, Zs: NDArray[np.float64], betas: NDArray[np.float64], weights: NDArray[np.float64],
+                 mean: NDArray[np.float64], scale: NDArray[np.float64], gamma: float) -> None:
+        self.Zs, self.betas, self.weights = Zs, betas, weights
+        self.mean, self.scale, self.gamma = mean, scale, float(gamma)
+
+    def responsibilities(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Log-responsibilities (n, m), up to a per-row constant."""
+        m, k, d = self.Zs.shape
+        Xs = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        Zf = ((self.Zs.reshape(m * k, d) - self.mean) / self.scale)
+        d2 = ((Xs * Xs).sum(1)[:, None] - 2.0 * Xs @ Zf.T + (Zf * Zf).sum(1)[None, :]).clip(min=0.0)
+        logb = np.where(self.betas > 0, np.log(np.clip(self.betas, 1e-300, None)), -np.inf).reshape(1, m * k)
+        a = (-self.gamma * d2 + logb).reshape(-1, m, k)
+        amax = a.max(axis=(1, 2), keepdims=True)
+        amax = np.where(np.isfinite(amax), amax, 0.0)
+        mass = np.exp(a - amax).sum(2)
+        return np.log(np.clip(mass, 1e-300, None)) + np.log(np.clip(self.weights, 1e-300, None))[None, :]
+
+    def predict(self, X: NDArray[np.float64]) -> NDArray[np.int64]:
+        return np.asarray(self.responsibilities(X).argmax(axis=1), dtype=np.int64)
+
+
+def _kernel_router(specs: Sequence[Any], w: NDArray[np.float64], X: NDArray[np.float64] | None,
+                   random_state: int) -> KernelRouter:
+    Zs, betas = stack_specs(list(specs))
+    m, kmax, d = Zs.shape
+    real = betas.reshape(-1) != 0
+    pts = Zs.reshape(m * kmax, d)[real]
+    if X is not None:
+        rng = np.random.default_rng(random_state)
+        Xu = X if X.shape[0] <= _MAX_USER_POINTS else X[rng.choice(X.shape[0], _MAX_USER_POINTS, replace=False)]
+        pts = np.vstack([pts, Xu])
+    mu, sd = _pooled_scaler(pts)
+    gamma = median_heuristic_gamma((pts - mu) / sd, random_state=random_state)
+    return KernelRouter(Zs, betas, w, mu, sd, gamma)
+
+
 def _make_router(kind: str, random_state: int) -> Pipeline:
     if kind == "gbdt":
         clf: Any = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
@@ -125,8 +172,10 @@ class JobSelectorReuser(BaseReuser):
     task : {"classification", "regression"}
     herding_size : int
         Total number of synthetic points; learnware ``i`` gets ``max(5, herding_size · w_i)``.
-    router : {"gbdt", "logistic"}
-        ``HistGradientBoostingClassifier`` (100 trees) or ``LogisticRegression``, after a ``StandardScaler``.
+    router : {"gbdt", "logistic", "kernel"}
+        ``HistGradientBoostingClassifier`` (100 trees) or ``LogisticRegression`` after a ``StandardScaler``,
+        trained on samples drawn from the RKMEs; or ``"kernel"``: :class:`KernelRouter`, the mixture's posterior
+        responsibilities read straight off the RKMEs (no samples, no training).
     random_state : int
 
     Attributes
@@ -146,11 +195,11 @@ class JobSelectorReuser(BaseReuser):
     _parameter_constraints: dict = {
         "learnwares": _is_learnware_list, "task": {"classification", "regression"},
         "herding_size": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 10,
-        "router": {"gbdt", "logistic"}, "random_state": (int, np.integer),
+        "router": {"gbdt", "logistic", "kernel"}, "random_state": (int, np.integer),
     }
 
     def __init__(self, learnwares: Sequence[ReusableLearnware] | None = None, *, task: str = "classification",
-                 herding_size: int = 1000, router: str = "gbdt", random_state: int = 0) -> None:
+                 herding_size: int = 1000, router: str = "kernel", random_state: int = 0) -> None:
         self.learnwares = learnwares
         self.task = task
         self.herding_size = herding_size
@@ -169,6 +218,11 @@ class JobSelectorReuser(BaseReuser):
             w = rkme_mixture_weights(specs, X, random_state=self.random_state)
         else:
             w = np.full(m, 1.0 / m)
+        if self.router == "kernel":
+            self.mixture_weights_ = w
+            self.router_ = _kernel_router(specs, w, X, self.random_state)
+            logger.info("job selector: %d learnwares, kernel router, weights %s", m, np.round(w, 3))
+            return
         counts = np.maximum(_MIN_SAMPLES_PER_LEARNWARE, np.floor(self.herding_size * w)).astype(int)
         rng = np.random.default_rng(self.random_state)
         floor = _MIN_SPREAD_FRACTION * np.vstack([np.asarray(s.z_) for s in specs]).std(axis=0)
