@@ -7,8 +7,15 @@ import json
 import pytest
 
 from lwlib.check import REASON_CHARS, CheckReport, model_failure_reason, runtime_unbuilt
-from lwlib.errors import (LwdockError, MalformedOutputError, ModelCrashedError, ModelImportError, ModelRuntimeError,
-                          ModelTimeoutError, RuntimeBuildError)
+from lwlib.errors import (
+    LwdockError,
+    MalformedOutputError,
+    ModelCrashedError,
+    ModelImportError,
+    ModelRuntimeError,
+    ModelTimeoutError,
+    RuntimeBuildError,
+)
 from lwlib.status import Status
 
 SECRET = "root:$y$j9T$secret-hash:19000:0:99999:7:::"

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lwlib.runtime import EnvironmentManager, ModelEntrySpec, RuntimeTarget
+from lwlib.runtime import EnvironmentManager, ModelEntrySpec, RuntimeTarget, oci
 from lwlib.runtime.env import Environment
-from lwlib.runtime import oci
 from lwlib.runtime.oci import BASE_IMAGE, build_image, write_build_context
 
 UV_CACHE = Path.home() / ".cache" / "lwdock-test-uv"

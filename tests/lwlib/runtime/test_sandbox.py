@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lwlib.learnware.requirements import Requirements
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeLimits, RuntimeTarget
 from lwlib.runtime.sandbox import (
     ALL_PROTECTIONS,
@@ -234,3 +235,28 @@ def test_current_limits_unchanged_in_parent() -> None:
     before = resource.getrlimit(resource.RLIMIT_AS)
     make_preexec(RuntimeLimits(memory_mb=64))  # building the hook must not touch the dock's own limits
     assert resource.getrlimit(resource.RLIMIT_AS) == before
+
+
+@pytest.mark.parametrize("backend", ["none", "unshare"])
+def test_fallback_report_lists_the_missing_protections(tmp_path: Path, backend: str) -> None:
+    from types import SimpleNamespace
+
+    from lwlib.check import check_learnware
+
+    if backend == "unshare" and not unshare_available():
+        pytest.skip("unshare not available")
+    lw = tmp_path / "lw"
+    lw.mkdir()
+    (lw / "__init__.py").write_text(MODEL)
+    home = tmp_path / "dock"
+    home.mkdir()
+    learnware = SimpleNamespace(id="fallback", root=lw, semantic_spec=None, stat_specs={},
+                                requirements=Requirements.from_lines(["numpy"]),
+                                manifest=SimpleNamespace(model=ModelEntrySpec()))
+    envs = EnvironmentManager(home / "runtimes", UV_CACHE)
+    report = check_learnware(learnware, lambda x: Runtime.open(x, envs=envs, hide=(home,), sandbox=backend))
+    assert report.status.value == "USABLE"
+    assert {"minimal-filesystem", "hidden-dock-home", "unprivileged-uid", "no-host-sockets"} <= \
+        set(report.missing_protections)
+    assert set(report.protections) | set(report.missing_protections) == set(ALL_PROTECTIONS)
+    assert ("no-network" in report.protections) is (backend == "unshare")
