@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test test-fast demo bench bench-small bench-reference bench-data clean
+.PHONY: venv test test-fast demo bench bench-small bench-reference bench-data clean cluster cluster-down test-cluster
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,dev,cluster]"
 	touch $(STAMP)
 
 test: venv
@@ -51,3 +51,15 @@ bench-reference: bench-data
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The one-machine cluster (deployments/README.md): PostgreSQL, Prefect server with auth, MLflow server, work pool +
+# 2 process workers, under $(LWDOCK_HOME)/cluster (default ~/.lwdock). CLUSTER_ARGS e.g. "--dask-workers 2".
+cluster: venv
+	$(BIN)/python -m deployments.cluster up $(CLUSTER_ARGS)
+
+cluster-down: venv
+	$(BIN)/python -m deployments.cluster down
+
+# Needs PostgreSQL (apt-get install -y postgresql); skipped with the reason when it is absent.
+test-cluster: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m cluster tests/cluster $(PYTEST_ARGS)

@@ -55,7 +55,7 @@ DEFAULT_PORTS = {"postgres": 55432, "prefect": 4200, "mlflow": 5000, "dask": 878
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
          "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 #: Flow runs send a heartbeat this often; the crash automation fires after ZOMBIE_AFTER_S without one.
-HEARTBEAT_S, ZOMBIE_AFTER_S, PENDING_AFTER_S = 30, 90, 180
+HEARTBEAT_S, ZOMBIE_AFTER_S, PENDING_AFTER_S = 30, 90, 120
 
 cluster_app = typer.Typer(help="Start, stop and inspect the dock's one-machine cluster (PostgreSQL, Prefect "
                                "server with auth, MLflow server, work pool + workers, optional Dask).",
@@ -76,8 +76,8 @@ class Cluster:
                                        if self.config_path.is_file() else {})
 
     # -- configuration --------------------------------------------------------------------------------------
-    def configure(self, *, host: str, ports: dict[str, Optional[int]], workers: int, dask_workers: int,
-                  search_node: bool) -> None:
+    def configure(self, *, host: str, ports: dict[str, Optional[int]], workers: int, worker_limit: int,
+                  dask_workers: int, search_node: bool) -> None:
         for d in (self.state, self.logs, self.state / "pids"):
             d.mkdir(parents=True, exist_ok=True)
         old = self.config.get("ports", {})
@@ -87,7 +87,8 @@ class Cluster:
             if wanted is None:
                 wanted = default if not port_open("127.0.0.1", default) else free_port()
             chosen[name] = int(wanted)
-        self.config = {"host": host, "ports": chosen, "workers": workers, "dask_workers": dask_workers,
+        self.config = {"host": host, "ports": chosen, "workers": workers, "worker_limit": worker_limit,
+                       "dask_workers": dask_workers,
                        "search_node": search_node, "pg_root": self.config.get("pg_root") or str(self._pg_root())}
         self.config_path.write_text(json.dumps(self.config, indent=2))
         if not self.secrets_path.exists():
@@ -216,7 +217,8 @@ class Cluster:
         for i in range(1, int(self.config.get("workers", 2)) + 1):
             name = f"lwdock-worker-{i}"
             out.append((name, [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--work-queue", "default",
-                               "--name", name, "--type", "process"], self.process_env()))
+                               "--name", name, "--type", "process", "--limit",
+                               str(self.config.get("worker_limit", 2))], self.process_env()))
         if self.config.get("search_node"):
             search_home = self.state / "search-node"
             out.append(("lwdock-search-1", [str(BIN / "prefect"), "worker", "start", "--pool", POOL,
@@ -225,8 +227,11 @@ class Cluster:
         return out
 
     def all_names(self) -> list[str]:
-        """Stop order: workers first (they hold runs), then Dask, then the servers."""
-        return [n for n, *_ in self.workers()] + [n for n, *_ in reversed(self.daemons())]
+        """Stop order: workers first (they hold runs), then Dask, then the servers; plus any other pid file
+        (a worker from an earlier `up` with more workers)."""
+        names = [n for n, *_ in self.workers()] + [n for n, *_ in reversed(self.daemons())]
+        extra = sorted(p.stem for p in (self.state / "pids").glob("*.pid") if p.stem not in names)
+        return extra + names
 
 
 class ClusterError(RuntimeError):
@@ -234,22 +239,22 @@ class ClusterError(RuntimeError):
 
 
 @contextmanager
-def prefect_client(c: Cluster) -> Iterator[Any]:
+def prefect_client(api_url: str, auth: str | None) -> Iterator[Any]:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: c.api_url, PREFECT_API_AUTH_STRING: c.secrets["prefect_auth"]}):
+    with temporary_settings({PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth}):
         with get_client(sync_client=True) as client:
             yield client
 
 
-def setup_prefect(c: Cluster) -> None:
+def setup_prefect(api_url: str, auth: str | None) -> None:
     """Work pool, catalog-write limit and crash-detection automations; idempotent."""
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
     from prefect.workers.process import ProcessWorker
 
-    with prefect_client(c) as client:
+    with prefect_client(api_url, auth) as client:
         try:
             client.read_work_pool(POOL)
         except ObjectNotFound:
@@ -257,17 +262,18 @@ def setup_prefect(c: Cluster) -> None:
                                                    base_job_template=ProcessWorker.get_default_base_job_template()))
         client.upsert_global_concurrency_limit_by_name(CATALOG_LIMIT, 1)
         for automation in procs.crash_automations(ZOMBIE_AFTER_S, PENDING_AFTER_S):
-            if not client.read_automations_by_name(automation.name):
-                client.create_automation(automation)
+            for old in client.read_automations_by_name(automation.name):  # replaced, so a changed rule applies
+                client.delete_automation(old.id)
+            client.create_automation(automation)
 
 
-def setup_mlflow(c: Cluster, experiment: str = "learnware-dock") -> None:
+def setup_mlflow(mlflow_url: str, experiment: str = "learnware-dock") -> None:
     """Create the dock's experiment on the server with the server's default artifact root (``mlflow-artifacts:``).
 
     Why: a client that creates it passes an explicit local ``artifact_location`` (file://...) and its runs then
     write artifacts to that path on whichever machine runs them, bypassing the server's artifact proxy.
     """
-    base = f"{c.mlflow_url}/api/2.0/mlflow/experiments"
+    base = f"{mlflow_url.rstrip('/')}/api/2.0/mlflow/experiments"
     try:
         urllib.request.urlopen(f"{base}/get-by-name?experiment_name={experiment}", timeout=10).close()
         return
@@ -279,17 +285,18 @@ def setup_mlflow(c: Cluster, experiment: str = "learnware-dock") -> None:
     urllib.request.urlopen(req, timeout=10).close()
 
 
-def deploy(c: Cluster) -> None:
-    """`prefect deploy` of deployments/prefect.yaml against this cluster (the operator's own command)."""
+def deploy(env: dict[str, str], log: Path, search_node: bool) -> None:
+    """`prefect deploy` of deployments/prefect.yaml (the operator's own command) with the given client env."""
     argv = [str(BIN / "prefect"), "--no-prompt", "deploy", "--prefect-file", str(REPO / "deployments" / "prefect.yaml")]
     for name in DEPLOYMENTS:
         argv += ["--name", name]
-    res = subprocess.run(argv, cwd=REPO, env=c.process_env(), capture_output=True, text=True, timeout=300)
-    (c.logs / "deploy.log").write_text(res.stdout + res.stderr)
+    res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(res.stdout + res.stderr)
     if res.returncode != 0:
-        raise ClusterError(f"prefect deploy failed (exit {res.returncode}); see {c.logs / 'deploy.log'}")
-    if c.config.get("search_node"):
-        with prefect_client(c) as client:
+        raise ClusterError(f"prefect deploy failed (exit {res.returncode}); see {log}")
+    if search_node:
+        with prefect_client(env["PREFECT_API_URL"], env.get("PREFECT_API_AUTH_STRING")) as client:
             dep = client.read_deployment_by_name("catalog-refresh/catalog-refresh")
             for sched in dep.schedules:
                 client.update_deployment_schedule(dep.id, sched.id, active=True)
@@ -324,9 +331,9 @@ def up(c: Cluster, started: list[str], echo: Callable[[str], None]) -> dict[str,
         timings[name] = time.perf_counter() - t0
         echo(f"  {name} ready ({timings[name]:.1f} s)")
     t = time.perf_counter()
-    setup_prefect(c)
-    setup_mlflow(c)
-    deploy(c)
+    setup_prefect(c.api_url, c.secrets["prefect_auth"])
+    setup_mlflow(c.mlflow_url)
+    deploy(c.process_env(), c.logs / "deploy.log", bool(c.config.get("search_node")))
     timings["pool+limit+deploy"] = time.perf_counter() - t
     workers = c.workers()
     for name, argv, env in workers:
@@ -382,6 +389,7 @@ def _auth_enforced(c: Cluster) -> bool:
 @cluster_app.command("up")
 def up_cmd(home: Optional[Path] = HomeOpt,
            workers: int = typer.Option(2, min=1, help="Process workers on the lwdock-process pool"),
+           worker_limit: int = typer.Option(2, min=1, help="Flow runs one worker executes at a time"),
            dask_workers: int = typer.Option(0, min=0, help="Dask worker processes (0: no Dask cluster)"),
            search_node: bool = typer.Option(False, "--search-node/--no-search-node",
                                             help="Also run a search-node worker (queue `search`, own home) that "
@@ -392,7 +400,8 @@ def up_cmd(home: Optional[Path] = HomeOpt,
     """Start PostgreSQL, the Prefect server (auth on), the MLflow server, the work pool and its workers."""
     c = Cluster(home)
     c.configure(host=host, ports={"prefect": prefect_port, "mlflow": mlflow_port, "postgres": postgres_port,
-                                  "dask": dask_port}, workers=workers, dask_workers=dask_workers,
+                                  "dask": dask_port}, workers=workers, worker_limit=worker_limit,
+                dask_workers=dask_workers,
                 search_node=search_node)
     started: list[str] = []
 
@@ -421,6 +430,28 @@ def _quiet_down(c: Cluster, names: list[str]) -> None:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@cluster_app.command("setup")
+def setup_cmd(search_node: bool = typer.Option(False, "--search-node/--no-search-node",
+                                               help="Turn on the catalog-refresh schedule (search nodes exist)"),
+              log: Path = typer.Option(Path("deploy.log"), help="Where `prefect deploy` writes its output")) -> None:
+    """Prepare servers someone else runs (compose, Kubernetes): pool, limit, automations, experiment, deployments.
+
+    Reads PREFECT_API_URL, PREFECT_API_AUTH_STRING, MLFLOW_TRACKING_URI and LWDOCK_REPO from the environment.
+    """
+    api, mlflow_url = os.environ.get("PREFECT_API_URL"), os.environ.get("MLFLOW_TRACKING_URI")
+    if not api or not mlflow_url or not mlflow_url.startswith(("http://", "https://")):
+        typer.echo("error: set PREFECT_API_URL and MLFLOW_TRACKING_URI (http://...) to the servers to prepare", err=True)
+        raise typer.Exit(2)
+    try:
+        setup_prefect(api, os.environ.get("PREFECT_API_AUTH_STRING"))
+        setup_mlflow(mlflow_url)
+        deploy({**os.environ, "LWDOCK_REPO": os.environ.get("LWDOCK_REPO", str(REPO))}, log, search_node)
+    except ClusterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"prepared {api}: pool {POOL}, limit {CATALOG_LIMIT}, crash automations, deployments; {mlflow_url}")
 
 
 @cluster_app.command("down")

@@ -149,8 +149,10 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, pid: PidFile, 
 def crash_automations(zombie_after_s: int, pending_after_s: int) -> list[Any]:
     """Automations that mark a flow run CRASHED when the process running it is gone.
 
-    A flow run sends ``prefect.flow-run.heartbeat`` every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds; with none
-    for ``zombie_after_s`` (and no terminal state) its process died with its worker. A run a worker claimed
+    A flow run sends ``prefect.flow-run.heartbeat`` every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds, the first
+    one a full period after it starts Running; with none for ``zombie_after_s`` after Running or after the last
+    heartbeat (and no terminal state) its process died with its worker. (A rule that starts only after a
+    heartbeat misses runs killed in their first period: they stay Running forever.) A run a worker claimed
     (Pending) that never started Running within ``pending_after_s`` was lost the same way. Prefect's own recipe
     for zombie flow runs, applied at cluster start.
     """
@@ -162,19 +164,19 @@ def crash_automations(zombie_after_s: int, pending_after_s: int) -> list[Any]:
     terminal = ["prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
                 "prefect.flow-run.Crashed"]
 
-    def rule(name: str, after: str, expect: list[str], within: int, message: str) -> Any:
+    def rule(name: str, after: set[str], expect: list[str], within: int, message: str) -> Any:
         return AutomationCore(
             name=name, description=message,
-            trigger=EventTrigger(after={after}, expect=set(expect), match={"prefect.resource.id": "prefect.flow-run.*"},
+            trigger=EventTrigger(after=after, expect=set(expect), match={"prefect.resource.id": "prefect.flow-run.*"},
                                  for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
                                  within=timedelta(seconds=within)),
             actions=[ChangeFlowRunState(state="CRASHED", message=message)])
 
     return [
-        rule("lwdock-crash-zombie-runs", "prefect.flow-run.heartbeat",
+        rule("lwdock-crash-zombie-runs", {"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
              ["prefect.flow-run.heartbeat", *terminal], zombie_after_s,
              f"no heartbeat for {zombie_after_s} s: the process running this flow is gone; resubmit it"),
-        rule("lwdock-crash-lost-pending-runs", "prefect.flow-run.Pending",
+        rule("lwdock-crash-lost-pending-runs", {"prefect.flow-run.Pending"},
              ["prefect.flow-run.Running", *terminal], pending_after_s,
              f"claimed by a worker but not started within {pending_after_s} s: the worker is gone; resubmit it"),
     ]
