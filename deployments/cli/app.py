@@ -44,16 +44,19 @@ def _mount_cluster() -> None:
     """`lwdock cluster up|down` when the cluster module is present (it brings its own dependencies)."""
     try:
         from deployments.cluster import cluster_app
-    except ImportError:
+    except Exception:  # noqa: BLE001 - a broken optional group must not break every other command
+        if state.verbose:
+            raise
         return
-    app.add_typer(cluster_app, name="cluster")
+    if not any(g.name == "cluster" for g in app.registered_groups):
+        app.add_typer(cluster_app, name="cluster")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: one ``error:`` line and a documented exit code for every failure."""
     args = list(sys.argv[1:] if argv is None else argv)
     state.verbose = state.verbose or any(a in ("-v", "--verbose") for a in args)
-    if args[:1] == ["cluster"]:
+    if not args or args[0] in ("cluster", "--help", "-h"):  # only then: the cluster module costs ~60 ms to import
         _mount_cluster()
     try:
         rv = app(args=args, prog_name="lwdock", standalone_mode=False)

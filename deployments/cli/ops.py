@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from deployments.cli.common import (EXIT, HomeOpt, JsonOpt, VerboseOpt, configure, console, fail, home_of,
-                                    print_json, show_text, state)
+from deployments.cli.common import (EPILOG, EXIT, HomeOpt, JsonOpt, VerboseOpt, configure, console, fail,
+                                    home_of, print_json, show_text, state)
 
 catalog_app = typer.Typer(help="Maintain the DuckDB market catalog and its search index.", no_args_is_help=True,
                           rich_markup_mode=None)
@@ -64,8 +64,9 @@ def doctor(repair: bool = typer.Option(False, "--repair", help="Remove leftovers
     else:
         for kind, items in report.to_dict().items():
             if isinstance(items, list) and items:
+                more = "…" if len(items) > 5 else ""
                 console.print(f"{kind.replace('_', ' ')}: {len(items)}  "
-                              f"({show_text(', '.join(str(i)[:12] for i in items[:5]))}{'…' if len(items) > 5 else ''})")
+                              f"({show_text(', '.join(str(i)[:12] for i in items[:5]))}{more})")
         console.print(("repaired " if repair else "found ") + f"{report.problems} problem(s)"
                       + ("" if repair or not report.problems else "; run `lwdock doctor --repair` to fix them"))
     if report.problems and not repair:
@@ -86,7 +87,8 @@ def serve(home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
 @api_app.callback()
 def api(ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-        port: int = typer.Option(8800, "--port", min=0, max=65535, metavar="PORT", help="TCP port (0 = any free port)."),
+        port: int = typer.Option(8800, "--port", min=0, max=65535, metavar="PORT",
+                                 help="TCP port (0 = any free port)."),
         protect_reads: bool = typer.Option(False, "--protect-reads",
                                            help="Require the bearer token for reads too (default: reads are open)."),
         home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
@@ -155,7 +157,7 @@ def demo(size: str = typer.Option("small", "--size", help="small (the demo) or t
 def register(app: typer.Typer) -> None:
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(api_app, name="api")
-    app.command("doctor")(doctor)
-    app.command("serve")(serve)
-    app.command("ui")(ui)
-    app.command("demo")(demo)
+    app.command("doctor", epilog=EPILOG)(doctor)
+    app.command("serve", epilog=EPILOG)(serve)
+    app.command("ui", epilog=EPILOG)(ui)
+    app.command("demo", epilog=EPILOG)(demo)

@@ -13,8 +13,8 @@ from typing import Any, Optional
 
 import typer
 
-from deployments.cli.common import (EXIT, HomeOpt, JsonOpt, StatusChoice, VerboseOpt, console, fail, home_of,
-                                    print_json, read_json_file, show_text, state)
+from deployments.cli.common import (EPILOG, EXIT, HomeOpt, JsonOpt, StatusChoice, VerboseOpt, console, fail,
+                                    home_of, print_json, read_json_file, show_text, state)
 
 STATUS_STYLE = {"USABLE": "green", "NONUSABLE": "yellow", "INVALID": "red"}
 
@@ -228,6 +228,6 @@ def _print_result(result: Any, names: dict[str, str], *, statistical: bool, top:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list")(list_)
-    app.command("show")(show)
-    app.command("search")(search)
+    app.command("list", epilog=EPILOG)(list_)
+    app.command("show", epilog=EPILOG)(show)
+    app.command("search", epilog=EPILOG)(search)

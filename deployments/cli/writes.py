@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 import typer
 
-from deployments.cli.common import (EXIT, HomeOpt, ReuserChoice, RuntimeChoice, VerboseOpt, configure, console, fail,
-                                    home_of, read_json_file, show_text)
+from deployments.cli.common import (EPILOG, EXIT, HomeOpt, ReuserChoice, RuntimeChoice, VerboseOpt, configure,
+                                    console, fail, home_of, read_json_file, show_text)
 from deployments.cli.reads import STATUS_STYLE, _resolve, _status
 
 _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
@@ -192,7 +192,7 @@ def reuse(data: Path = typer.Option(..., "--data", "-d", metavar="FILE", help="Y
 
 
 def register(app: typer.Typer) -> None:
-    app.command("submit")(submit)
-    app.command("delete")(delete)
-    app.command("recheck")(recheck)
-    app.command("reuse")(reuse)
+    app.command("submit", epilog=EPILOG)(submit)
+    app.command("delete", epilog=EPILOG)(delete)
+    app.command("recheck", epilog=EPILOG)(recheck)
+    app.command("reuse", epilog=EPILOG)(reuse)

@@ -29,7 +29,8 @@ def rbf(A: NDArray[np.float64], B: NDArray[np.float64], gamma: float) -> NDArray
     D = a2 - 2.0 * (A @ np.swapaxes(B, -1, -2)) + b2
     np.maximum(D, 0.0, out=D)
     D *= -float(gamma)
-    return np.exp(D, out=D)
+    out: NDArray[np.float64] = np.exp(D, out=D)
+    return out
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class KernelParams:
                 "sketch_dim": 0 if self.omega is None else int(self.omega.shape[1]) * 2}
 
 
-def row_arrays(params: KernelParams, Z: NDArray[np.float64],
-               beta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32] | None]:
+def row_arrays(params: KernelParams, Z: NDArray[np.float64], beta: NDArray[np.float64]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32] | None]:
     """Transformed points, self terms and sketch rows for new learnwares under fixed kernel parameters.
 
     Parameters
@@ -167,10 +168,11 @@ class NumpyView:
         arg -= (Zc * Zc).sum(1)[None, :] * g
         np.minimum(arg, 0.0, out=arg)
         Kf = np.exp(arg, out=arg).reshape(r.size, kmax, c.size, kmax)
-        return np.einsum("ik,ikjl,jl->ij", np.asarray(self.betas[r]), Kf, np.asarray(self.betas[c]))
+        return np.asarray(np.einsum("ik,ikjl,jl->ij", np.asarray(self.betas[r]), Kf, np.asarray(self.betas[c])),
+                          dtype=np.float64)
 
     def query_sketch(self, z: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64] | None:
         """Random-feature embedding of a transformed query (None when the view has no sketch)."""
         if self.omega is None:
             return None
-        return _rff(z[None], b[None], self.omega)[0]
+        return np.asarray(_rff(z[None], b[None], self.omega)[0], dtype=np.float64)

@@ -44,7 +44,8 @@ class Ranking:
         return [self.id_of(int(r)) for r in self.rows]
 
     def scores(self) -> NDArray[np.float64]:
-        return pure_search_module("scores").absolute_scores(self.mmd2, self.query_self, self.self_terms)
+        s = pure_search_module("scores").absolute_scores(self.mmd2, self.query_self, self.self_terms)
+        return np.asarray(s, dtype=np.float64)
 
     def matches(self, top_k: int | None = None) -> list[Any]:
         SingleMatch = pure_search_module("result").SingleMatch
@@ -72,8 +73,9 @@ def score_rows(view: NumpyView, id_of: Callable[[int], str], rows: NDArray[np.in
     q_self = view.self_inner(qz, qb)
     n_candidates = int(rows.size)
     limit = int(shortlist or 0)
-    if limit > 0 and rows.size > limit and view.sketch is not None:
-        qs = view.query_sketch(qz, qb).astype(np.float32)
+    qsk = view.query_sketch(qz, qb) if limit > 0 and rows.size > limit and view.sketch is not None else None
+    if qsk is not None and view.sketch is not None:
+        qs = qsk.astype(np.float32)
         if 4 * rows.size > view.sketch.shape[0]:  # one pass over the whole (memory-mapped) sketch, no gather copy
             prod = (view.sketch @ qs)[rows]
         else:
@@ -107,7 +109,7 @@ def mixture_weights(K: Any, c: Any) -> NDArray[np.float64]:
         w, _ = simplex_qp_batch(K[None], c[None])
         w = w[0]
     w = np.clip(w, 0.0, None)
-    return w / w.sum()
+    return np.asarray(w / w.sum(), dtype=np.float64)
 
 
 def simplex_qp_batch(K: Any, c: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

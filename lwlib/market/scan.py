@@ -112,7 +112,8 @@ def spec_keys(cat: Any) -> dict[str, NDArray[Any]]:
 
 def usable_digest(cat: Any) -> list[int]:
     """[count, xor of DuckDB's hash of the ids] of the USABLE learnwares: changes with any status change."""
-    cols = _sql(cat, "SELECT count(*) AS n, coalesce(bit_xor(hash(id)), 0) AS x FROM learnwares WHERE status = 'USABLE'")
+    cols = _sql(cat, "SELECT count(*) AS n, coalesce(bit_xor(hash(id)), 0) AS x FROM learnwares "
+                     "WHERE status = 'USABLE'")
     return [int(cols["n"][0]), int(cols["x"][0])]
 
 

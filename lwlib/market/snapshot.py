@@ -118,8 +118,8 @@ class MarketSnapshot:
             pos = {i: n for n, i in enumerate(self._columns["id"].tolist())}
             return {i: str(self._columns["name"][pos[i]]) for i in ids if i in pos}
         with open_read_only(self.home / "catalog.duckdb", wait_s=self._wait_s) as cat:
-            rows = cat._con.execute("SELECT id, name FROM learnwares WHERE id IN (SELECT unnest(?::VARCHAR[]))",  # noqa: SLF001
-                                    [list(ids)]).fetchall()
+            sql = "SELECT id, name FROM learnwares WHERE id IN (SELECT unnest(?::VARCHAR[]))"
+            rows = cat._con.execute(sql, [list(ids)]).fetchall()  # noqa: SLF001 - no name lookup in Catalog yet
         return {str(i): str(n) for i, n in rows}
 
     @property
@@ -240,9 +240,10 @@ class MarketSnapshot:
         group = self.group_for(getattr(spec, "type_name", RKME_TABLE_TYPE), z.shape[1])
         rows = np.zeros(0, np.int64) if group is None else self._rows_of(group, candidates)
         if group is None or rows.size == 0:
+            where = "among the semantic matches" if candidates is not None else "in the market"
             result = SearchResult(semantic=sem, message=f"No learnware with a {fold_type(spec.type_name)} of "
-                                  f"{z.shape[1]} features {'among the semantic matches' if candidates is not None else 'in the market'}; "
-                                  "only specs of the same type and dimension can be compared.")
+                                  f"{z.shape[1]} features {where}; only specs of the same type and dimension can "
+                                  "be compared.")
             return self._hetero(req, result, candidates, top_k, max_mixture)
         limit = DEFAULT_SHORTLIST if shortlist == "auto" else int(shortlist or 0)
         ranking = score_rows(group.view, group.id_of, rows, z, spec.beta_, shortlist=limit)

@@ -127,8 +127,8 @@ class IndexStore:
         params = KernelParams(mode=g["mode"], gamma=float(g["gamma"]), shift=shift, scale=scale, omega=omega)
         ids = self._map(gdir, "ids", f"S{ID_BYTES}", (n,))
         live = np.array(self._map(gdir, "live", np.uint8, (n,)), dtype=bool)
-        view = NumpyView(params, self._map(gdir, "z", np.float64, (n, k, d)), self._map(gdir, "beta", np.float64, (n, k)),
-                         self._map(gdir, "self", np.float64, (n,)),
+        view = NumpyView(params, self._map(gdir, "z", np.float64, (n, k, d)),
+                         self._map(gdir, "beta", np.float64, (n, k)), self._map(gdir, "self", np.float64, (n,)),
                          self._map(gdir, "sketch", np.float32, (n, cols)) if cols else None)
         return IndexGroup(g["key"], g["spec_type"], d, k, ids, live, view, int(g["fitted_n"]))
 

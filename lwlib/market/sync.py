@@ -82,8 +82,8 @@ def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequ
         learnwares or its size drifted by more than ``refit_drift`` since the last fit; otherwise new rows are
         computed under the frozen kernel (see :mod:`lwlib.market.store`).
     """
-    upd = _sync(_home(settings_or_home), hints=[*added, *removed], wait=True, refit_max_rows=refit_max_rows,
-                refit_drift=refit_drift)
+    upd = _waited(_sync(_home(settings_or_home), hints=[*added, *removed], wait=True,
+                        refit_max_rows=refit_max_rows, refit_drift=refit_drift))
     logger.info("search index: +%d -%d via %s, refitted %s, %d live, %.3fs", upd.added, upd.removed, upd.path,
                 upd.refitted or "none", upd.live, upd.seconds)
     return upd
@@ -91,7 +91,13 @@ def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequ
 
 def rebuild_index(settings_or_home: Any, *, keep_params: bool = False) -> IndexUpdate:
     """Rebuild every group from the catalog (``lwdock catalog rebuild``); ``keep_params`` reuses the kernels."""
-    return _sync(_home(settings_or_home), rebuild=True, keep_params=keep_params, wait=True)
+    return _waited(_sync(_home(settings_or_home), rebuild=True, keep_params=keep_params, wait=True))
+
+
+def _waited(upd: IndexUpdate | None) -> IndexUpdate:
+    if upd is None:  # pragma: no cover - only wait=False returns None
+        raise RuntimeError("index update returned without the writer lock")
+    return upd
 
 
 def sync_index(settings_or_home: Any, *, wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS,
@@ -105,7 +111,8 @@ def sync_index(settings_or_home: Any, *, wait: bool = True, refit_max_rows: int 
 
 
 def _sync(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_params: bool = False,
-          wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> Any:
+          wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT
+          ) -> IndexUpdate | None:
     try:
         return _sync_once(home, hints=hints, rebuild=rebuild, keep_params=keep_params, wait=wait,
                           refit_max_rows=refit_max_rows, refit_drift=refit_drift)
@@ -115,7 +122,8 @@ def _sync(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_
 
 
 def _sync_once(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_params: bool = False,
-               wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> Any:
+               wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT
+               ) -> IndexUpdate | None:
     store, catalog = IndexStore(home), home / "catalog.duckdb"
     t0 = time.perf_counter()
     upd = IndexUpdate()
@@ -175,7 +183,7 @@ def _member(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.bool_]:
         return np.zeros(a.size, dtype=bool)
     bs = np.sort(b)
     pos = np.minimum(np.searchsorted(bs, a), bs.size - 1)
-    return bs[pos] == a
+    return np.asarray(bs[pos] == a, dtype=bool)
 
 
 def _plan_full(cat: Any, store: IndexStore, old: dict[str, dict[str, Any]]) -> dict[str, _GroupPlan]:

@@ -128,7 +128,7 @@ def _init_centres(X: NDArray[np.float64], k: int, random_state: int) -> NDArray[
     Xc = sample - mean
     tol = float(np.mean(np.var(Xc, axis=0))) * 1e-4
     centers = _kmeans_plusplus(Xc, k, rng, np.einsum("ij,ij->i", Xc, Xc))
-    return _lloyd(Xc, centers, 100, tol) + mean
+    return np.asarray(_lloyd(Xc, centers, 100, tol) + mean, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- RKME reduction

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,8 @@ def add_learnwares(home: Path, idx: list[int], *, status: str = "USABLE") -> lis
         for i in idx:
             sem = make_semantic_spec(name=f"{NAMES[i % len(NAMES)]} {i}", description=f"model {i} on "
                                      f"{SCEN[i % 7].lower()} data", task_type=["Classification", "Regression"][i % 2],
-                                     scenarios=[SCEN[i % 7], SCEN[(i + 3) % 8]], license=["MIT", "Apache-2.0"][i % 3 == 0],
+                                     scenarios=[SCEN[i % 7], SCEN[(i + 3) % 8]],
+                                     license=["MIT", "Apache-2.0"][i % 3 == 0],
                                      input_dimension=D, output_dimension=2)
             Z, beta = _spec_arrays(i, k=10 + i % 5)
             rec = LearnwareRecord.from_semantic(_id(i), sem, status=status, spec_type="RKMETableSpecification",
