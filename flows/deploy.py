@@ -1,7 +1,5 @@
 """Deploying stage: semantic_search → stat_search → reuse → deploy (ARCHITECTURE.md)."""
 
-from __future__ import annotations
-
 import hashlib
 import time
 from pathlib import Path
@@ -43,7 +41,7 @@ class DeployResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
     @classmethod
-    def from_search(cls, result: SearchResult, records: Any) -> DeployResult:
+    def from_search(cls, result: SearchResult, records: Any) -> "DeployResult":
         """The search part (single and mixture matches, message) before anything is reused."""
         found = result.to_dict()
         return cls(singles=found["singles"], mixtures=found["mixtures"], message=result.message,

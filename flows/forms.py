@@ -4,8 +4,6 @@ The bounds are the engine's own (lwlib.constants): the form refuses what validat
 exists, and anything that still gets through ends INVALID with its reason, never a crashed run.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, Field
 
 from lwlib.constants import (SEMANTIC_MAX_DESCRIPTION_CHARS, SEMANTIC_MAX_DIMENSION, SEMANTIC_MAX_NAME_CHARS,

@@ -1,7 +1,5 @@
 """Scheduled re-check of the market: re-run `check` for every learnware (or a filtered set)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from prefect import flow

@@ -1,7 +1,5 @@
 """Typed results the flows return (pydantic: they cross into the Prefect UI and the CLI)."""
 
-from __future__ import annotations
-
 from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
@@ -30,20 +28,20 @@ class SubmissionResult(BaseModel):
 
     @classmethod
     def invalid(cls, source: str, exc: LwdockError, *, learnware_id: str | None = None,
-                timings: Mapping[str, float] | None = None) -> SubmissionResult:
+                timings: Mapping[str, float] | None = None) -> "SubmissionResult":
         """Refused at validation: nothing of it is stored."""
         return cls(source=source, learnware_id=learnware_id, status=Status.INVALID, reason=exc.message,
                    code=exc.code, timings=dict(timings or {}))
 
     @classmethod
-    def duplicate_of(cls, source: str, record: Any, timings: Mapping[str, float]) -> SubmissionResult:
+    def duplicate_of(cls, source: str, record: Any, timings: Mapping[str, float]) -> "SubmissionResult":
         """The same bytes are already in the market: nothing new is written."""
         return cls(source=source, learnware_id=record.id, name=record.name, status=record.status, duplicate=True,
                    reason=f"already in the market ({record.reason or record.status.value})",
                    registry_uri=record.registry_uri, timings=dict(timings))
 
     @classmethod
-    def accepted(cls, sub: Submission) -> SubmissionResult:
+    def accepted(cls, sub: Submission) -> "SubmissionResult":
         """Recorded in the registry and the catalog, USABLE or NONUSABLE with the reason."""
         check = sub.check
         assert check is not None and sub.reference is not None

@@ -1,7 +1,5 @@
 """Submitting stage: validate → containerize → check → specify → register → catalog (ARCHITECTURE.md)."""
 
-from __future__ import annotations
-
 import os
 from typing import Any, Literal
 

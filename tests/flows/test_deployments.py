@@ -83,8 +83,20 @@ def test_prefect_yaml_matches_served_deployments() -> None:
     assert prod == set(DEPLOYMENT_NAMES)
     assert flows["nightly-recheck"][1]["schedules"][0]["cron"] == NIGHTLY
     staging = [dep for _, dep in flows.values() if "staging" in dep["tags"]]
-    assert staging and all(d["work_pool"]["work_queue_name"] == "staging" and d["parameters"]["home"]
-                           for d in staging)
+    assert staging and all(d["work_pool"]["work_queue_name"] == "staging"
+                           and d["work_pool"]["job_variables"]["env"]["LWDOCK_HOME"]
+                           and "home" not in d.get("parameters", {}) for d in staging)
+
+
+async def _tasks_and_artifacts(flow_run_id: Any) -> tuple[list[str], list[str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return [t.name for t in tasks], [a.key for a in arts if a.key]
 
 
 # ------------------------------------------------------------------------------------ real server, subprocesses
@@ -137,7 +149,8 @@ def served_dock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     base = tmp_path_factory.mktemp("served")
     home, port = base / "home", _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(base / "prefect"), "LWDOCK_HOME": str(home)}
+    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(base / "prefect"), "LWDOCK_HOME": str(home),
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}  # schedule tests need not wait a minute
     env.pop("PREFECT_API_URL", None)
     procs: list[subprocess.Popen] = []
     try:
@@ -198,9 +211,81 @@ def test_submit_deployment_runs_end_to_end(served_dock: dict[str, Any]) -> None:
         run = run_deployment("submit-from-ui/submit", parameters={"request": {"zip_location": str(zip_path)}},
                              timeout=240, poll_interval=2)
         run_s = time.perf_counter() - t0
+        tasks, artifacts = run_coro_as_sync(_tasks_and_artifacts(run.id))
     assert run.state is not None and run.state.is_completed(), (
         f"{run.state}\n{served_dock['serve_log'].read_text()[-3000:]}")
+    # the run the user opens holds every step and the result table: no nested subflow to dig into
+    assert {"validate", "containerize", "check", "specify", "register", "catalog"} <= {t.split("-")[0] for t in tasks}
+    assert "submission" in artifacts and run.name == "submit-digits.zip"
     with Catalog.open(Settings(home=served_dock["home"]).catalog_path, read_only=True) as cat:
         rec = cat.get(sha256_file(zip_path))
     assert rec is not None and rec.status == Status.USABLE, rec
     print(f"server start {served_dock['server_s']:.1f} s, submit deployment run {run_s:.1f} s")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("request_", [
+    {"zip_location": "~/Downloads/not-there.zip"},
+    {"zip_location": "/nonexistent/x.zip", "semantic": {"name": "t", "description": "table, no dimension"}},
+], ids=["tilde-path", "table-without-input-dimension"])
+def test_bad_form_input_ends_invalid_not_failed(served_dock: dict[str, Any], request_: dict[str, Any]) -> None:
+    """A form value the dock cannot use is an INVALID result on a Completed run, never a Failed run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def _artifact(flow_run_id: Any) -> Any:
+        async with get_client() as client:
+            arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        return next(a for a in arts if a.key == "submission")
+
+    with temporary_settings({PREFECT_API_URL: served_dock["api"]}):
+        run = run_deployment("submit-from-ui/submit", parameters={"request": request_}, timeout=240,
+                             poll_interval=2)
+        art = run_coro_as_sync(_artifact(run.id))
+    assert run.state is not None and run.state.is_completed(), run.state
+    assert art.description == "Submission INVALID" and "INVALID" in art.data
+    assert str(served_dock["home"]) not in art.data
+
+
+SCHEDULED = """
+from datetime import timedelta
+from flows.recheck import recheck_market
+recheck_market.serve(name="recheck-every-5s", interval=timedelta(seconds=5))
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_scheduled_recheck_runs_are_created_and_complete(served_dock: dict[str, Any]) -> None:
+    """Regression: Prefect 3.8.8's scheduler failed every minute on SQLAlchemy 2.1 and scheduled runs never came."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    base = served_dock["base"]
+    log = base / "scheduled.log"
+    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(base / "prefect"), "LWDOCK_HOME": str(served_dock["home"]),
+           "PREFECT_API_URL": served_dock["api"], "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    proc = subprocess.Popen([sys.executable, "-c", SCHEDULED], cwd=REPO, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    async def _states() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=["recheck-every-5s"])))
+        return [r.state_type.value for r in runs if r.state_type is not None]
+
+    try:
+        with temporary_settings({PREFECT_API_URL: served_dock["api"]}):
+            _wait(lambda: run_coro_as_sync(_states()).count("COMPLETED") >= 2, 180, "two scheduled re-checks",
+                  proc, log)
+            states = run_coro_as_sync(_states())
+    finally:
+        _stop(proc)
+    assert states.count("COMPLETED") >= 2 and "FAILED" not in states and "CRASHED" not in states, states
