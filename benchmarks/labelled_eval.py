@@ -84,7 +84,11 @@ def evaluate_labelled(scenario: Scenario, specs: dict[str, Any], la_specs: dict[
         with threadpool_limits(1):
             user_rkme = searcher.market_._user_spec_from_data(user.X)  # the user's side, once per user
             base = searcher.search(Requirement(X=user.X, rkme=user_rkme, task=scenario.task))
-            choice = choose_reuser_auto(base, task=scenario.task, X=user.X, label_specs=la_specs)
+            cons = searcher.search(Requirement(X=user.X, rkme=user_rkme, task=scenario.task), predictors=predictors)
+            row["top1_consensus"] = table[cons.singles[0].learnware_id]
+            row["top1_consensus_is_best"] = bool(np.isclose(row["top1_consensus"], best))
+            choice = choose_reuser_auto(base, task=scenario.task, X=user.X, label_specs=la_specs,
+                                        predictors=predictors)
             row["top1_nolabel"] = table[base.singles[0].learnware_id]
             row["auto_nolabel"] = {"kind": choice.kind, "warnings": list(choice.warnings),
                                    "loss": loss(scenario.task, user.y, deploy_choice(scenario, choice, predictors,
@@ -129,7 +133,10 @@ def _aggregate(users: list[dict[str, Any]], budgets: Sequence[int]) -> dict[str,
                                "ratio": float(np.mean([u["auto_nolabel"]["loss"] for u in nl])
                                               / np.mean([u["best"] for u in nl])),
                                "kinds": _counts([u["auto_nolabel"]["kind"] for u in nl]), "n_users": len(nl),
-                               "top1_loss": float(np.mean([u["top1_nolabel"] for u in nl]))}
+                               "top1_loss": float(np.mean([u["top1_nolabel"] for u in nl])),
+                               "consensus_top1_loss": float(np.mean([u["top1_consensus"] for u in nl])),
+                               "consensus_top1_is_best_share": float(np.mean([u["top1_consensus_is_best"]
+                                                                              for u in nl]))}
     for k in budgets:
         cells = [(u, u["k"][k]) for u in users if k in u["k"]]
         if not cells:

@@ -54,10 +54,14 @@ def labelled_table(summaries: Sequence[dict[str, Any]]) -> str:
         lab = s.get("labelled") or {}
         nl = lab.get("auto_nolabel")
         if nl:
-            out.append(f"| {s['scenario']} | 0 | {nl['n_users']} | {s['rows'].get('best_in_market', float('nan')):.4f}"
-                       f" | {nl.get('top1_loss', float('nan')):.4f} | {s['top1_is_best_share']:.0%} | "
-                       f"{nl.get('top1_loss', float('nan')) / s['rows']['best_in_market']:.2f} | {nl['loss']:.4f} | "
+            b = s["rows"].get("best_in_market", float("nan"))
+            out.append(f"| {s['scenario']} | 0 (P(X) only) | {nl['n_users']} | {b:.4f} | {nl['top1_loss']:.4f} | "
+                       f"{s['top1_is_best_share']:.0%} | {nl['top1_loss'] / b:.2f} | {nl['loss']:.4f} | "
                        f"{nl['ratio']:.2f} | {nl['n_users']} | {_fmt_counts(nl['kinds'])} | P(X) | |")
+            if "consensus_top1_loss" in nl:
+                out.append(f"| {s['scenario']} | 0 (consensus) | {nl['n_users']} | {b:.4f} | "
+                           f"{nl['consensus_top1_loss']:.4f} | {nl['consensus_top1_is_best_share']:.0%} | "
+                           f"{nl['consensus_top1_loss'] / b:.2f} | | | | | consensus | |")
         for k in sorted((int(x) for x in lab if x.isdigit())):
             a = lab[str(k)]
             auto = (f"{a['auto_loss']:.4f} | {a['auto_ratio']:.2f} | {a['auto_users']} | "
@@ -65,6 +69,10 @@ def labelled_table(summaries: Sequence[dict[str, Any]]) -> str:
             out.append(f"| {s['scenario']} | {k} | {a['n_users']} | {a['best_loss']:.4f} | {a['top1_loss']:.4f} | "
                        f"{a['top1_is_best_share']:.0%} | {a['top1_ratio']:.2f} | {auto} | "
                        f"{_fmt_counts(a['decided_by'])} | {a['search_seconds_median']:.3f} |")
+    out.append("")
+    out.append("k = 0 (P(X) only): the unlabelled search's top-1 and the deployed `auto` without labels; k = 0 "
+               "(consensus): the top-1 after re-ranking the best 5 singles by agreement with the kernel job "
+               "selector's predictions on the user's rows (models run, no labels).")
     ep = [(s["scenario"], s["labelled"][k]) for s in summaries for k in (s.get("labelled") or {})
           if isinstance(s["labelled"][k], dict) and "ensemble_pruning_loss" in s["labelled"][k]]
     if ep:
@@ -108,6 +116,43 @@ def plot_quality(summaries: Sequence[dict[str, Any]], path: Path) -> Path:
                      f"top-1 = best for {s['top1_is_best_share']:.0%} of users", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_labels(summaries: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Loss / best-in-market against the number of labels: labelled top-1 and the deployed ``auto`` per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_lab = [s for s in summaries if s.get("labelled")]
+    if not with_lab:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    for s in with_lab:
+        lab = s["labelled"]
+        ks = sorted(int(k) for k in lab if k.isdigit())
+        nl = lab.get("auto_nolabel")
+        best = s["rows"].get("best_in_market")
+        x = ([0] if nl and best else []) + ks
+        top = ([nl["top1_loss"] / best] if nl and best else []) + [lab[str(k)]["top1_ratio"] for k in ks]
+        auto = ([nl["ratio"]] if nl and best else []) + [lab[str(k)].get("auto_ratio", float("nan")) for k in ks]
+        xs = [max(v, 1) for v in x]  # log axis: 0 labels drawn at 1
+        axes[0].plot(xs, top, marker="o", label=s["scenario"])
+        axes[1].plot(xs, auto, marker="o", label=s["scenario"])
+    for ax, title in zip(axes, ("Top-1 (k labels) / best in market", "auto (k labels) / best in market")):
+        ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xticks([1, 5, 20, 100], ["0", "5", "20", "100"])
+        ax.set_xlabel("labelled rows the user gives")
+        ax.set_ylabel("loss ÷ best single learnware (lower is better)")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

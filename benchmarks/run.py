@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from benchmarks.report import labelled_table, plot_quality, quality_table, write_results
+from benchmarks.report import labelled_table, plot_labels, plot_quality, quality_table, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("tabular", "image", "text", "shared_inputs")
@@ -63,6 +63,23 @@ def curves_markdown(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def reference_loadable(model: Any) -> Any:
+    """A copy of ``model`` the reference's numpy 1.26 can unpickle (predictions unchanged).
+
+    HistGradientBoosting keeps the ``numpy.random.Generator`` it used to subsample features while fitting
+    (``_feature_subsample_rng``); pickled under numpy 2.4 its PCG64 state cannot be read by numpy 1.26, so the
+    reference's checker rejected every tabular learnware and the tabular row was empty. ``predict`` never uses it.
+    """
+    import copy
+
+    m = copy.deepcopy(model)
+    parts = [step for _, step in m.steps] if hasattr(m, "steps") else [m]
+    for part in parts:
+        if hasattr(part, "_feature_subsample_rng"):
+            part._feature_subsample_rng = None
+    return m
+
+
 def run_reference_side_by_side(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run the reference package on the same learnwares (our zips) and users; one extra row block per scenario."""
     from benchmarks.quality import reference_summary
@@ -77,16 +94,12 @@ def run_reference_side_by_side(summaries: list[dict[str, Any]]) -> list[dict[str
     for s in summaries:
         if "scenario_obj" not in s:  # the heterogeneous line: the reference's HeteroMap market is not run (note)
             continue
-        if s["scenario"].startswith("tabular"):
-            # The reference venv pins numpy 1.26; our HistGradientBoosting learnwares are pickled under numpy 2.4
-            # and carry a PCG64 BitGenerator numpy 1.26 cannot unpickle, so its checker rejects them all (INVALID).
-            console.print("[yellow]reference: tabular learnwares cannot be unpickled under its numpy 1.26 pin; "
-                          "cells left empty[/yellow]")
         scenario, specs = s["scenario_obj"], s["specs_obj"]
         with tempfile.TemporaryDirectory(prefix="lwdock-ref-") as tmp:
             zdir = Path(tmp) / "zips"
             for lw in scenario.learnwares:
-                package_learnware(lw.model, lw.X_train, lw.semantic, zdir / f"{lw.name}.zip", spec=specs[lw.name])
+                package_learnware(reference_loadable(lw.model), lw.X_train, lw.semantic, zdir / f"{lw.name}.zip",
+                                  spec=specs[lw.name])
             users = [ReferenceUser(u.name, u.X, task=scenario.task) for u in scenario.users]
             console.print(f"reference: {scenario.name} ({len(users)} users)...")
             try:
@@ -137,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "reference": ref}, table + curves_markdown(summaries))
     plot_quality([_strip(s) for s in summaries], args.out / f"{stem}.png")
     plot_curves(summaries, args.out / f"{stem}_curves.png")
+    plot_labels([_strip(s) for s in summaries], args.out / f"{stem}_labels.png")
     console.print(table)
     console.print(curves_markdown(summaries))
     if not args.skip_performance and not args.reference:

@@ -15,7 +15,7 @@ deployed solution uses (the CLI shows them and the registry records them: one so
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence, get_args
 
 import numpy as np
@@ -127,6 +127,20 @@ def _mixture_of(result: Any) -> tuple[list[str], list[float], float | None]:
     return list(mix.learnware_ids), [float(w) for w in mix.weights], float(mix.mmd2)
 
 
+def _job_selector_choice(ids: list[str], X: Any, predictors: Mapping[str, Any] | None,
+                         random_state: int) -> AutoChoice | None:
+    """A job selector over the mixture with the exact weights its fit will compute (None when it cannot run)."""
+    if X is None or predictors is None or not all(i in predictors for i in ids):
+        return None
+    specs = [getattr(predictors[i], "spec", None) for i in ids]
+    if any(sp is None or not hasattr(sp, "z_") for sp in specs):
+        return None
+    from lwlib.reuse.job_selector import rkme_mixture_weights
+
+    w = rkme_mixture_weights(specs, np.asarray(X, dtype=np.float64), random_state=random_state)
+    return AutoChoice("job_selector", tuple(ids), tuple(float(v) for v in w))
+
+
 def class_support(spec: Any, *, min_mass: float = 0.02) -> frozenset[int]:
     """Classes a learnware predicts on its own data: mass ≥ ``min_mass`` in its label-aware outputs (β-weighted)."""
     out = np.asarray(spec.outputs_, dtype=np.float64)
@@ -148,7 +162,8 @@ def _redundant_members(ids: list[str], weights: list[float], label_specs: Mappin
 
 
 def _without_labels(result: Any, top: str, *, task: str, mixture_gain: float,
-                    label_specs: Mapping[str, Any] | None) -> AutoChoice:
+                    label_specs: Mapping[str, Any] | None, X: Any = None,
+                    predictors: Mapping[str, Any] | None = None, random_state: int = 0) -> AutoChoice:
     ids, weights, mix_mmd2 = _mixture_of(result)
     top_mmd2 = float(result.singles[0].mmd2)
     if not ids:
@@ -170,6 +185,13 @@ def _without_labels(result: Any, top: str, *, task: str, mixture_gain: float,
             evidence["rule"] = (f"the top-1 predicts every class the other mixture members predict (label-aware "
                                 "specs): averaging cannot help; top-1 deployed")
             return AutoChoice("top1", (top,), (1.0,), evidence, tuple(warnings))
+    routed = _job_selector_choice(ids, X, predictors, random_state)
+    if routed is not None:
+        evidence["rule"] = ("mixture of learnwares: each user row is routed to the member whose RKME explains it "
+                            "best (kernel job selector; measured better than top-1 and averaging without labels)")
+        evidence["mixture"] = dict(zip(routed.learnware_ids, routed.weights))
+        return replace(routed, evidence=evidence, warnings=tuple(warnings))
+    if task == "classification" and all(i in specs for i in ids):
         drop = _redundant_members(ids, weights, specs)
         keep = [i for i in ids if i not in drop]
         if drop:
@@ -232,7 +254,8 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
     top = result.singles[0].learnware_id
     n = 0 if y_labels is None else int(np.asarray(y_labels).shape[0])
     if n == 0 or predictors is None:
-        return _without_labels(result, top, task=task, mixture_gain=mixture_gain, label_specs=label_specs)
+        return _without_labels(result, top, task=task, mixture_gain=mixture_gain, label_specs=label_specs, X=X,
+                               predictors=predictors, random_state=random_state)
     Xl = np.asarray(X_labels, dtype=np.float64)
     yl = np.asarray(y_labels)
     yl = yl.ravel() if yl.ndim == 2 and yl.shape[1] == 1 else yl

@@ -74,6 +74,9 @@ class LabelledSearcher(LwEstimator):
         Multiplies the kernel γ for the conditional (spec-predicted loss) smoothing.
     ridge : float, default 1.0
         Ridge penalty of the spec-based prior regression.
+    consensus : int, default 5
+        Without labels but with ``predictors`` and the user's rows: re-rank this many best singles (plus the
+        mixture's members) by agreement with the kernel job selector's predictions (0 disables).
 
     Attributes
     ----------
@@ -89,16 +92,18 @@ class LabelledSearcher(LwEstimator):
         "shortlist": lambda v: isinstance(v, int) and v >= 1,
         "smoothing": lambda v: isinstance(v, (int, float)) and v > 0,
         "ridge": lambda v: isinstance(v, (int, float)) and v >= 0,
+        "consensus": lambda v: isinstance(v, int) and v >= 0,
     }
 
     def __init__(self, top_k: int = 10, max_mixture: int = 5, kernel: str = "market", shortlist: int = 15,
-                 smoothing: float = 1.0, ridge: float = 1.0) -> None:
+                 smoothing: float = 1.0, ridge: float = 1.0, consensus: int = 5) -> None:
         self.top_k = top_k
         self.max_mixture = max_mixture
         self.kernel = kernel
         self.shortlist = shortlist
         self.smoothing = smoothing
         self.ridge = ridge
+        self.consensus = consensus
 
     def fit(self, entries: Sequence[SearchEntry | tuple[str, Any, Any]]) -> LabelledSearcher:
         """Index the market (P(X)) and stack each feature space's label-aware outputs beside its reduced sets."""
@@ -145,6 +150,8 @@ class LabelledSearcher(LwEstimator):
         if req.rkme is None and req.X is not None:  # fit the user's RKME once, for P(X) and the labelled ranking
             req = replace(req, rkme=self.market_._user_spec_from_data(req.X))
         base = self.market_.search(req)
+        if req.n_labels == 0 and base.singles and predictors is not None and req.X is not None and self.consensus > 0:
+            return self._consensus(base, req, predictors)
         if req.n_labels == 0 or not base.singles:
             return replace(base, evidence={"decided_by": "P(X)", "n_labels": req.n_labels})
         user_spec = req.rkme
@@ -192,11 +199,46 @@ class LabelledSearcher(LwEstimator):
         losses = {ids[i]: (float(comb.empirical[j]), float(comb.posterior[j])) for j, i in enumerate(short)}
         return self._result(base, ranking, order, evidence, losses)
 
+    def _consensus(self, base: SearchResult, req: Requirement, predictors: Predictors) -> SearchResult:
+        """Without labels: re-rank the best singles by agreement with the kernel job selector's routed predictions.
+
+        The job selector sends each user row to the candidate whose RKME explains it best; its predictions are
+        pseudo-labels drawn from the market's experts where each is at home. A single learnware that agrees with
+        them on the user's rows serves the user's whole distribution, not only its mass centre — the P(X) top-1
+        can be a learnware whose data sit in the middle of the user's but whose model fails on the rest.
+        """
+        from lwlib.reuse.job_selector import JobSelectorReuser
+
+        cands = [m.learnware_id for m in base.singles[:int(self.consensus)]]
+        for m in base.mixtures[:1]:
+            cands += [i for i in m.learnware_ids if i not in cands]
+        task = req.task or self._infer_task(cands, None)
+        opened = self._open(predictors, cands)
+        members = [opened[i] for i in cands if i in opened and getattr(opened[i], "spec", None) is not None]
+        if len(members) < 2 or task is None:
+            return replace(base, evidence={"decided_by": "P(X)", "n_labels": 0})
+        X = np.asarray(req.X, dtype=np.float64)
+        pseudo = JobSelectorReuser(members, task=task).fit(X).predict(X)
+        agree = np.array([row_losses(m.predict(X), pseudo, task).mean() for m in members])
+        order = np.argsort(agree, kind="stable")  # ties keep the P(X) order
+        ranked_ids = [members[i].id for i in order]
+        by_id = {m.learnware_id: m for m in base.singles}
+        ranked = [replace(by_id[i], rank=r) if i in by_id else SingleMatch(i, 0.0, float("nan"), r)
+                  for r, i in enumerate(ranked_ids)]
+        rest = [replace(m, rank=len(ranked) + j) for j, m in
+                enumerate(m for m in base.singles if m.learnware_id not in set(ranked_ids))]
+        evidence = {"decided_by": "consensus" if ranked_ids[0] != base.singles[0].learnware_id else "P(X)",
+                    "n_labels": 0, "consensus_pool": len(members),
+                    "disagreement": {members[i].id: float(agree[i]) for i in order}}
+        return replace(base, singles=tuple((ranked + rest)[:int(self.top_k)]), evidence=evidence)
+
     # ----------------------------------------------------------------------------------------------- helpers
-    def _infer_task(self, ids: Sequence[str], y: Any) -> str:
+    def _infer_task(self, ids: Sequence[str], y: Any) -> str | None:
         tasks = {self.tasks_[i] for i in ids if i in self.tasks_}
         if len(tasks) == 1:
             return tasks.pop()
+        if y is None:
+            return None
         yy = np.asarray(y)
         return "classification" if yy.dtype.kind in "iub" or np.all(yy == np.round(yy)) else "regression"
 

@@ -79,3 +79,19 @@ def test_diffuse_weights_warn() -> None:
 
 def test_reuser_kinds_literal_lists_auto_and_concrete_kinds() -> None:
     assert REUSER_KINDS[0] == "auto" and {"top1", "ensemble_pruning", "feature_augment"} <= set(REUSER_KINDS)
+
+
+def test_top1_guard_holds_when_models_could_run(digits_case) -> None:
+    choice = choose_reuser_auto(digits_case["result"], task="classification", X=digits_case["X"][digits_case["te"]],
+                                label_specs=digits_case["las"], predictors=digits_case["preds"])
+    assert choice.kind == "top1" and choice.learnware_ids == ("all",)
+
+
+def test_job_selector_weights_are_the_ones_its_fit_uses(digits_case) -> None:
+    X = digits_case["X"][digits_case["te"]]
+    choice = choose_reuser_auto(digits_case["result"], task="classification", X=X, predictors=digits_case["preds"])
+    assert choice.kind == "job_selector"  # without label-aware specs nothing says one member covers the other
+    fitted = make_reuser("job_selector", [digits_case["preds"][i] for i in choice.learnware_ids], None,
+                         "classification").fit(X)
+    np.testing.assert_allclose(fitted.mixture_weights_, choice.weights)
+    assert fitted.to_solution()["weights"] == pytest.approx(list(choice.weights))
