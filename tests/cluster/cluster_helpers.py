@@ -22,20 +22,30 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
 
 
 def make_zips(folder: Path, n: int, seed: int = 0) -> list[Path]:
-    """``n`` distinct small sklearn learnwares (iris, logistic regression with different C: different bytes)."""
+    """``n`` distinct small sklearn learnwares (iris, logistic regression with different C: different bytes).
+
+    They share one RKME (same training data), fitted once: the spec fit dominates packaging time.
+    """
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     from lwlib.learnware.packager import package_learnware
+    from lwlib.rkme.rkme import RKMETableSpec
     from lwlib.semantic import make_semantic_spec
 
+    import numpy
+    import sklearn
+
     X, y = load_iris(return_X_y=True)
+    rkme = RKMETableSpec().fit(X)
+    reqs = [f"numpy=={numpy.__version__}", f"scikit-learn=={sklearn.__version__}"]
     out = []
     for i in range(n):
         spec = make_semantic_spec(name=f"cluster iris {seed + i:03d}", description="Logistic regression on iris",
                                   input_dimension=4, output_dimension=3, scenarios=["Education"])
         model = LogisticRegression(max_iter=500, C=0.05 * (seed + i + 1)).fit(X, y)
-        out.append(package_learnware(model, X, spec, folder / f"lw-{seed + i:03d}.zip"))
+        out.append(package_learnware(model, X, spec, folder / f"lw-{seed + i:03d}.zip", spec=rkme,
+                                     requirements=reqs))
     return out
 
 

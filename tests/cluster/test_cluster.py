@@ -81,8 +81,8 @@ def test_twenty_submissions_over_two_workers_survive_a_killed_worker(cluster: di
     zips = make_zips(tmp_path, N_SUBMISSIONS)
     t0 = time.perf_counter()
     with prefect_env(cluster["env"]):
-        runs = {run_deployment("submit-from-ui/submit", parameters={"request": {"zip_location": str(z)}},
-                               timeout=0).id: z for z in zips}
+        runs = {str(run_deployment("submit-from-ui/submit", parameters={"request": {"zip_location": str(z)}},
+                                   timeout=0).id): z for z in zips}
         killed = kill_worker(state, "lwdock-worker-1", list(runs), timeout=300)
         kill_s = time.perf_counter() - t0
         final = wait_runs(list(runs), FINAL, timeout=420)
@@ -95,8 +95,8 @@ def test_twenty_submissions_over_two_workers_survive_a_killed_worker(cluster: di
         by_worker = _runs_by_worker(state)
         assert by_worker.get("lwdock-worker-1") and by_worker.get("lwdock-worker-2"), by_worker
 
-        again = {run_deployment("submit-from-ui/submit", parameters={"request": {"zip_location": str(runs[r])}},
-                                timeout=0).id: runs[r] for r in crashed}
+        again = {str(run_deployment("submit-from-ui/submit", parameters={"request": {"zip_location": str(runs[r])}},
+                                    timeout=0).id): runs[r] for r in crashed}
         final_again = wait_runs(list(again), FINAL, timeout=300)
         assert all(s.type.value == "COMPLETED" for s in final_again.values()), final_again
     total_s = time.perf_counter() - t0
