@@ -40,16 +40,19 @@ LWDOCK = [sys.executable, "-m", "deployments.cli"]
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """(wall seconds, peak RSS MiB, result) of one subprocess, start to exit (rusage of that child alone)."""
-    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+    """(wall seconds, peak RSS MiB, result) of one subprocess, start to exit.
+
+    The peak RSS comes from GNU time (``%M``) around the command: a forked child's own rusage would count the
+    benchmark's memory it was forked from.
+    """
+    with tempfile.NamedTemporaryFile("r") as rss_file:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fo, stderr=fe, text=True, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, **(env or {})}, check=False)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
-        fe.seek(0)
-        return wall, usage.ru_maxrss / 1024, subprocess.CompletedProcess(cmd, proc.returncode, fo.read(), fe.read())
+        text = Path(rss_file.name).read_text().strip().splitlines()
+    rss = float(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
+    return wall, rss, out
 
 
 def _stats(xs: list[float]) -> dict[str, float]:

@@ -163,7 +163,12 @@ def home_of(home: Optional[Path]) -> Path:
 
 def configure(home: Optional[Path], verbose: bool = False) -> Path:
     """Point the dock, Prefect and MLflow at one home, offline, before Prefect is imported (write commands)."""
+    import os
+
     from lwlib.settings import configure_process
 
     state.verbose = state.verbose or verbose
+    if not state.verbose:  # the terminal stays quiet; the Prefect UI still gets every run's logs
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     return configure_process(home, quiet=not state.verbose)

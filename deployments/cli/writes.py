@@ -31,7 +31,7 @@ def _reason_for(reason: str, learnware_id: Optional[str], source: str) -> str:
     text = reason or ""
     text = re.sub(r"^\s*[0-9a-f]{64}\s*[:\-]\s*", "", text)
     if learnware_id:
-        text = text.replace(learnware_id, source)
+        text = text.replace(f"{learnware_id}.zip", source).replace(learnware_id, source)
     return _HEX64.sub(lambda m: m.group(0)[:12], text)
 
 

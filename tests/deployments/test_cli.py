@@ -172,3 +172,19 @@ def test_catalog_text_cannot_inject_markup_or_escapes(home, files):
         assert "\x1b" not in out.stdout and "\x07" not in out.stdout
     listed = lwdock("list", home=home).stdout
     assert "[/bold]" in listed and "evil" in listed
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_submit_of_a_non_zip_is_one_row_naming_the_file_and_its_cause(tmp_path):
+    """Issue 12: a non-zip submit printed ~45 lines and named a content hash. Runs the real submission flow."""
+    bogus = tmp_path / "my_model.zip"
+    bogus.write_text("this is not a zip archive")
+    out = lwdock("submit", str(bogus), home=tmp_path / "dock",
+                 env={"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"})
+    assert out.returncode == 1, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "Traceback" not in out.stdout + out.stderr
+    assert "my_model.zip" in out.stdout and "INVALID" in out.stdout
+    cause = [ln for ln in out.stdout.splitlines() if ln.startswith("my_model.zip: INVALID")]
+    assert len(cause) == 1 and not any(c in cause[0] for c in ("0123456789abcdef" * 4,)), out.stdout
+    assert hashlib.sha256(bogus.read_bytes()).hexdigest() not in out.stdout
