@@ -3,7 +3,7 @@
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from prefect import flow
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from flows.results import markdown_table
 from lwlib import deployment
+from lwlib.reuse.auto import ReuserKind
 from lwlib.search import SearchResult
 from lwlib.search.requirement import Requirement
 from lwlib.userdata import load_table
@@ -20,7 +21,6 @@ from tasks.deploy import deploy
 from tasks.reuse import reuse
 from tasks.search import semantic_search, stat_search
 
-Reuser = Literal["auto", "top1", "job_selector", "averaging", "ensemble_pruning", "feature_augment"]
 
 
 class DeployResult(BaseModel):
@@ -45,7 +45,7 @@ class DeployResult(BaseModel):
         """The search part (single and mixture matches, message) before anything is reused."""
         found = result.to_dict()
         return cls(singles=found["singles"], mixtures=found["mixtures"], message=result.message,
-                   rows=deployment.result_rows(result, records))
+                   rows=deployment.result_rows(result, records), evidence=dict(result.evidence))
 
 
 def _requirement(user_data: str, requirement: dict[str, Any] | None, labelled_data: str | None) -> Requirement:
@@ -56,19 +56,20 @@ def _requirement(user_data: str, requirement: dict[str, Any] | None, labelled_da
 
 @flow(name="find-and-reuse")
 def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, labelled_data: str | None = None,
-                   reuser: Reuser = "auto", top_k: int = 10, max_mixture: int = 5,
+                   reuser: ReuserKind = "auto", top_k: int = 10, max_mixture: int = 5,
                    register_name: str | None = None, out_dir: str | None = None) -> DeployResult:
     """Find the best learnware and the best mixture for the user's data, reuse them and deploy the solution."""
     dock, timings, t0 = get_dock(), {}, time.perf_counter()
     req = _requirement(user_data, requirement, labelled_data)
     market = deployment.load_market(dock)  # one read-only snapshot for the whole deployment
-    entries = semantic_search(market, req.semantic)
-    timings["semantic_search"] = time.perf_counter() - t0
-    result = stat_search(market, entries, req, top_k, max_mixture)
-    timings["stat_search"] = time.perf_counter() - t0 - sum(timings.values())
-    out = DeployResult.from_search(result, market.records)
-    outcome = reuse(dock, market, result, req, reuser)
-    timings["reuse"] = time.perf_counter() - t0 - sum(timings.values())
+    with deployment.RuntimePool(dock, market) as pool:  # each learnware's sandbox starts once per deployment
+        entries = semantic_search(market, req.semantic)
+        timings["semantic_search"] = time.perf_counter() - t0
+        result = stat_search(market, entries, req, top_k, max_mixture, pool)
+        timings["stat_search"] = time.perf_counter() - t0 - sum(timings.values())
+        out = DeployResult.from_search(result, market.records)
+        outcome = reuse(dock, market, result, req, reuser, pool)
+        timings["reuse"] = time.perf_counter() - t0 - sum(timings.values())
     if outcome is not None:
         name = register_name or "solution-" + hashlib.sha256(
             (outcome.kind + ",".join(outcome.learnware_ids)).encode()).hexdigest()[:10]
@@ -86,7 +87,8 @@ def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, la
         out = out.model_copy(update={"reuser": outcome.kind, "learnware_ids": list(outcome.learnware_ids),
                                      "weights": list(outcome.weights), "model_uri": ref.uri, "model_name": ref.name,
                                      "predictions_path": str(pred_path), "message": outcome.message,
-                                     "warnings": list(outcome.warnings), "evidence": dict(outcome.evidence)})
+                                     "warnings": list(outcome.warnings),
+                                     "evidence": {**out.evidence, "reuse": dict(outcome.evidence)}})
     out = out.model_copy(update={"timings": {k: round(v, 3) for k, v in timings.items()}})
     create_markdown_artifact(key="deploy", description="Search and reuse", markdown=(
         f"## Search and reuse\n\n{out.message}\n\n" + markdown_table(

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lwlib._validation import check_array
-from lwlib.errors import ReuseError
+from lwlib.errors import LwdockError, ReuseError
+from lwlib.reuse.auto import ReuserKind
 from lwlib.search import MarketSearcher, SearchResult
 from lwlib.search.requirement import Requirement
 from lwlib.search.searcher import SearchEntry
@@ -30,11 +31,10 @@ if TYPE_CHECKING:
     from lwlib.submission import RegistryRef
 
 __all__ = ["Market", "CatalogMarket", "load_market", "semantic_filter", "find", "result_rows", "RuntimeLearnware",
-           "ReuseOutcome", "choose_reuser", "reuse", "deploy", "infer_task", "COLUMN_MAPS_PART"]
+           "ReuseOutcome", "RuntimePool", "choose_reuser", "reuse", "deploy", "infer_task", "COLUMN_MAPS_PART"]
 
 logger = logging.getLogger(__name__)
 
-MIN_LABELS_FOR_LEARNING = 10
 COLUMN_MAPS_PART = "column_maps"  # solution part: learnware id → ColumnMap (user space → its space)
 
 
@@ -81,31 +81,96 @@ def semantic_filter(entries: Sequence[SearchEntry], query: Any) -> tuple[list[Se
     return [e for e in entries if e.learnware_id in scores], scores
 
 
-def find(entries: Sequence[SearchEntry], requirement: Requirement, *, top_k: int = 10,
-         max_mixture: int = 5) -> SearchResult:
-    """Rank single learnwares and find the best mixture for the user's data (summarised locally as an RKME).
+def find(entries: Sequence[SearchEntry], requirement: Requirement, *, top_k: int = 10, max_mixture: int = 5,
+         predictors: Any = None) -> SearchResult:
+    """Rank single learnwares and find the best mixture for the user's requirement.
 
-    ``entries`` are the semantic survivors. When no learnware shares the user's feature space and the
-    requirement describes its input columns (semantic Input descriptions), the search moves across feature
-    spaces: user columns are aligned to each space by their descriptions and reuse goes through that map.
+    ``entries`` are the semantic survivors. The user's data are summarised locally as an RKME (P(X) evidence);
+    labelled rows refine that ranking with the label-aware specs and, when ``predictors`` can run the
+    shortlisted learnwares (sandboxed runtimes), with their real loss on those rows. The result says which
+    evidence decided. When no learnware shares the user's feature space and the requirement describes its input
+    columns (semantic Input descriptions), the search moves across feature spaces through column maps.
     """
+    from lwlib.search.labelled import LabelledSearcher, rerank_by_labels
+
     if not entries:
         return SearchResult(message="no learnware in the market matches the semantic requirement")
-    if requirement.X is None:
+    if requirement.X is None and requirement.rkme is None:
         return SearchResult(message="give your data (or an RKME) to rank the learnwares statistically")
-    result = MarketSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries)).search(
-        Requirement(X=requirement.X, rkme=requirement.rkme))
+    plain = replace(requirement, semantic=None)  # the semantic stage already ran: rank the survivors
+    result = LabelledSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries)).search(
+        plain, predictors=predictors)
     from lwlib.search.hetero import input_descriptions
 
     descriptions = requirement.descriptions or input_descriptions(requirement.semantic)
-    if result.singles or not descriptions:
+    if result.singles or not descriptions or requirement.X is None:
         return result
     from lwlib.search.hetero import HeteroSearcher
 
     logger.info("no learnware in the user's %d-feature space; aligning columns by their descriptions",
                 requirement.X.shape[1])
-    return HeteroSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries)).search(requirement.X,
-                                                                                         descriptions)
+    result = HeteroSearcher(top_k=top_k, max_mixture=max_mixture).fit(list(entries)).search(requirement.X,
+                                                                                           descriptions)
+    if requirement.n_labels and predictors is not None and result.singles:
+        task = infer_task(entries, [m.learnware_id for m in result.singles[:1]])
+        mapped = _mapped_predictors(predictors, result, requirement.X)
+        result = rerank_by_labels(result, requirement.X_labels, requirement.y_labels, mapped, task=task)
+    return result
+
+
+def _mapped_predictors(predictors: Any, result: SearchResult, X: Any) -> Any:
+    """Predictors that map user rows through each learnware's column map (cross-feature-space results)."""
+    from lwlib.reuse.hetero import HeteroLearnware
+
+    maps = getattr(result, "matches", {})
+
+    def opened(ids: Sequence[str]) -> dict[str, Any]:
+        raw = predictors(ids) if callable(predictors) else {i: predictors[i] for i in ids if i in predictors}
+        return {i: HeteroLearnware(m, maps[i].column_map, user_X=X) if i in maps else m for i, m in raw.items()}
+
+    return opened
+
+
+class RuntimePool:
+    """Sandboxed runtimes of market learnwares, opened on first use and kept for the whole deployment.
+
+    Labelled re-ranking, the ``auto`` choice and the final reuser all call the same learnwares: each worker starts
+    once. Use as a context manager (or call :meth:`close`); also usable as ``predictors`` (ids → predictors).
+    """
+
+    def __init__(self, dock: Dock, market: Market) -> None:
+        self.dock, self.market = dock, market
+        self._stack = ExitStack()
+        self._open: dict[str, RuntimeLearnware] = {}
+
+    def get(self, learnware_id: str) -> RuntimeLearnware:
+        if learnware_id not in self._open:
+            rec = self.market.records[learnware_id]
+            model = self._stack.enter_context(self.dock.open_model(self.dock.open_learnware(rec)))
+            spec = next((_table_spec(e.stat_spec) for e in self.market.entries if e.learnware_id == learnware_id),
+                        None)
+            self._open[learnware_id] = RuntimeLearnware(learnware_id, model, spec)
+        return self._open[learnware_id]
+
+    def __call__(self, ids: Sequence[str]) -> dict[str, RuntimeLearnware]:
+        out = {}
+        for i in ids:
+            if i in self.market.records:
+                try:
+                    out[i] = self.get(i)
+                except LwdockError as exc:  # a learnware that no longer starts is left out, not fatal
+                    logger.warning("learnware %s could not be started: %s", i[:12], exc.message)
+        return out
+
+    def close(self) -> None:
+        self._stack.close()
+        self._open.clear()
+
+    def __enter__(self) -> RuntimePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def result_rows(result: SearchResult, records: Mapping[str, LearnwareRecord]) -> list[dict[str, Any]]:
@@ -164,17 +229,10 @@ class ReuseOutcome:
 
 
 def choose_reuser(kind: str, result: SearchResult, *, n_labels: int = 0) -> tuple[str, list[str], list[float]]:
-    """Pick the reuser and its learnwares (``auto``: see :mod:`lwlib.reuse`)."""
+    """The learnwares and weights of an explicitly asked reuser (``auto`` goes through
+    :func:`lwlib.reuse.auto.choose_reuser_auto`)."""
     singles = [m.learnware_id for m in result.singles]
     mixture = result.mixtures[0] if result.mixtures else None
-    if kind == "auto":
-        if n_labels >= MIN_LABELS_FOR_LEARNING:
-            kind = "ensemble_pruning" if len(singles) >= 3 else "feature_augment"
-        elif mixture is not None and len(mixture.learnware_ids) > 1:
-            ids = list(mixture.learnware_ids)
-            return "averaging", ids, [1.0 / len(ids)] * len(ids)
-        else:
-            kind = "top1"
     if kind == "top1":
         return kind, singles[:1], [1.0]
     if kind in ("job_selector", "averaging") and mixture is not None:
@@ -183,48 +241,47 @@ def choose_reuser(kind: str, result: SearchResult, *, n_labels: int = 0) -> tupl
     return kind, ids, [1.0 / max(len(ids), 1)] * len(ids)
 
 
-def _make_reuser(kind: str, members: list[Any], weights: list[float], task: str) -> Any:
-    from lwlib.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser
-
-    if kind in ("top1", "averaging"):
-        return AveragingReuser(members, task=task, weights=weights if kind == "averaging" else None)
-    if kind == "job_selector":
-        return JobSelectorReuser(members, task=task)
-    if kind == "ensemble_pruning":
-        return EnsemblePruningReuser(members, task=task)
-    if kind == "feature_augment":
-        return FeatureAugmentReuser(members, task=task)
-    raise ReuseError(f"unknown reuser '{kind}'; choose one of auto, top1, job_selector, averaging, "
-                     "ensemble_pruning, feature_augment", code="unknown_reuser")
-
-
 def reuse(dock: Dock, market: Market, result: SearchResult, requirement: Requirement, *,
-          kind: str = "auto") -> ReuseOutcome | None:
+          kind: ReuserKind = "auto", pool: RuntimePool | None = None) -> ReuseOutcome | None:
     """Fit the chosen reuser over the learnwares' isolated runtimes and predict the user's rows.
 
-    Returns None (with nothing started) when the search found nothing to reuse.
+    ``auto`` is never worse than top-1 where the dock can know: with labels it picks by held-out loss on them
+    and deploys top-1 unless something beats it; without labels it averages a mixture only when the evidence
+    says so, and warns when the weights are diffuse. Returns None (with nothing started) when the search found
+    nothing to reuse.
     """
+    from lwlib.reuse.auto import POOL_SIZE, choose_reuser_auto, make_reuser
+    from lwlib.search.labelled import label_aware_of
+
     if not result.singles or requirement.X is None:
         return None
-    kind_, ids, weights = choose_reuser(kind, result, n_labels=requirement.n_labels)
-    if kind_ in ("ensemble_pruning", "feature_augment") and requirement.n_labels == 0:
-        raise ReuseError(f"the {kind_} reuser learns from labelled data; pass --labels (X_label, y_label) or "
-                         "choose top1 / job_selector / averaging", code="labels_required")
-    task = infer_task(market.entries, ids)
-    specs = {e.learnware_id: _table_spec(e.stat_spec) for e in market.entries}
-    X = requirement.X
-    with ExitStack() as stack:
-        members: list[Any] = []
+    own_pool = pool is None
+    pool = pool or RuntimePool(dock, market)
+    try:
+        task = infer_task(market.entries, [result.singles[0].learnware_id])
+        X = requirement.X
         maps = getattr(result, "matches", {})  # cross-feature-space search: reuse through each column map
-        for lid in ids:
-            model = stack.enter_context(dock.open_model(dock.open_learnware(market.records[lid])))
-            member: Any = RuntimeLearnware(lid, model, specs.get(lid))
-            if lid in maps:
-                from lwlib.reuse.hetero import HeteroLearnware
-
-                member = HeteroLearnware(member, maps[lid].column_map, user_X=X)
-            members.append(member)
-        reuser = _make_reuser(kind_, members, weights, task)
+        predictors = _mapped_predictors(pool, result, X) if maps else pool
+        evidence: dict[str, Any] = {}
+        warnings: tuple[str, ...] = ()
+        if kind == "auto":
+            wanted = [m.learnware_id for m in result.singles[:POOL_SIZE]]
+            wanted += [i for m in result.mixtures[:1] for i in m.learnware_ids if i not in wanted]
+            label_specs = {e.learnware_id: la for e in market.entries if (la := label_aware_of(e.stat_spec))}
+            choice = choose_reuser_auto(result, task=task, X=X, X_labels=requirement.X_labels,
+                                        y_labels=requirement.y_labels, predictors=predictors(wanted),
+                                        label_specs=label_specs)
+            kind_, ids, weights = choice.kind, list(choice.learnware_ids), list(choice.weights)
+            evidence, warnings = dict(choice.evidence), tuple(choice.warnings)
+        else:
+            kind_, ids, weights = choose_reuser(kind, result, n_labels=requirement.n_labels)
+        if kind_ in ("ensemble_pruning", "feature_augment") and requirement.n_labels == 0:
+            raise ReuseError(f"the {kind_} reuser learns from labelled data; pass --labels (X_label, y_label) or "
+                             "choose top1 / job_selector / averaging", code="labels_required")
+        task = infer_task(market.entries, ids)
+        opened = predictors(ids)
+        members = [opened[i] for i in ids]
+        reuser = make_reuser(kind_, members, weights or None, task)
         if kind_ in ("ensemble_pruning", "feature_augment"):
             reuser.fit(check_array(requirement.X_labels, name="labelled data"), np.asarray(requirement.y_labels))
         else:
@@ -233,10 +290,13 @@ def reuse(dock: Dock, market: Market, result: SearchResult, requirement: Require
         solution, parts = reuser.to_solution(), reuser.parts()
         if maps:  # a deployed solution must map user rows the same way: our own fitted maps travel as parts
             parts[COLUMN_MAPS_PART] = {lid: maps[lid].column_map for lid in ids if lid in maps}
-    applied = tuple(float(w) for w in solution.get("weights", weights))
+    finally:
+        if own_pool:
+            pool.close()
+    applied = tuple(float(w) for w in solution.get("weights") or weights or [1.0 / len(ids)] * len(ids))
     logger.info("reused %d learnwares with %s (%s)", len(ids), kind_, task)
     return ReuseOutcome(kind_, tuple(ids), applied, np.asarray(predictions), solution, parts,
-                        f"{kind_} over {len(ids)} learnware(s)")
+                        f"{kind_} over {len(ids)} learnware(s)", evidence, warnings)
 
 
 def _table_spec(stat: Any) -> Any:

@@ -24,12 +24,12 @@ def semantic_search(market: Market, query: Any) -> list[SearchEntry]:
 
 @task(name="stat-search", tags=["deploy"], cache_policy=NONE, timeout_seconds=600)
 def stat_search(market: Market, entries: list[SearchEntry], requirement: Requirement, top_k: int,
-                max_mixture: int) -> SearchResult:
-    """Rank single learnwares by MMD to the user's RKME and find the best weighted mixture."""
-    result = deployment.find(entries, requirement, top_k=top_k, max_mixture=max_mixture)
+                max_mixture: int, predictors: Any = None) -> SearchResult:
+    """Rank learnwares by MMD to the user's RKME (and by loss on their labelled rows); find the best mixture."""
+    result = deployment.find(entries, requirement, top_k=top_k, max_mixture=max_mixture, predictors=predictors)
     rows = deployment.result_rows(result, market.records)
     if rows:
         create_table_artifact(key="search-results", table=rows, description="Single and mixture matches")
-    get_run_logger().info("stat search: %d singles, %d mixtures; %s", len(result.singles), len(result.mixtures),
-                          result.message)
+    get_run_logger().info("stat search: %d singles, %d mixtures; decided by %s; %s", len(result.singles),
+                          len(result.mixtures), result.evidence.get("decided_by", "P(X)"), result.message)
     return result

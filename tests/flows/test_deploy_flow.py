@@ -133,3 +133,30 @@ def test_user_in_another_feature_space_is_served_through_description_alignment(t
     mlflow.set_tracking_uri(Settings(home=home).mlflow_uri)
     served = mlflow.pyfunc.load_model(out.model_uri.rsplit("/", 1)[0] + "@usable")
     np.testing.assert_allclose(np.asarray(served.predict(Xu_full[:40, cols])).reshape(-1), pred[:40], rtol=1e-6)
+
+
+def test_labelled_requirement_uses_the_labels_and_records_the_weights_it_deploys(market: dict) -> None:
+    """With 20 labels the ranking says which evidence decided, auto is scored on the labels, and the weights the
+    result reports are exactly the ones MLflow recorded for the deployed solution."""
+    from mlflow import MlflowClient
+
+    from flows.deploy import find_and_reuse
+
+    X, y = market["X"], market["y"]
+    mask = np.flatnonzero(np.isin(y, GROUPS[2]))
+    rng = np.random.default_rng(1)
+    lab = rng.choice(mask, 20, replace=False)
+    data = save_table(market["root"] / "user4.npy", X[mask])
+    labels = save_table(market["root"] / "user4-labels.npz", X[lab], y[lab])
+    out = find_and_reuse(user_data=str(data), labelled_data=str(labels), register_name="user4-sol")
+    assert out.singles[0]["learnware_id"] == market["ids"][2]
+    assert out.evidence["decided_by"] in {"agreement", "labels", "specifications", "combination"}
+    assert out.evidence["n_labels"] == 20 and "held_out_loss" in out.evidence["reuse"]
+    pred = np.load(out.predictions_path).reshape(-1)
+    assert float((pred == y[mask]).mean()) > 0.9
+    client = MlflowClient(tracking_uri=Settings(home=market["home"]).mlflow_uri)
+    version = client.get_model_version_by_alias("user4-sol", "usable")
+    params = client.get_run(version.run_id).data.params
+    assert params["weights"] == ",".join(f"{w:.4f}" for w in out.weights)
+    assert params["learnwares"] == ",".join(out.learnware_ids) and params["n_labels"] == "20"
+    assert version.description  # a registered solution says what it is

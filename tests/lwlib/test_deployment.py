@@ -1,11 +1,11 @@
-"""Which reuser the deploying stage picks (lwlib.deployment.choose_reuser)."""
+"""The deploying stage's pure parts: which learnwares an explicit reuser takes, and the one result renderer."""
 
 from __future__ import annotations
 
-import pytest
-
-from lwlib.deployment import choose_reuser
+from lwlib.catalog import LearnwareRecord
+from lwlib.deployment import choose_reuser, result_rows
 from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
+from lwlib.status import Status
 
 
 def _result(with_mixture: bool) -> SearchResult:
@@ -14,23 +14,23 @@ def _result(with_mixture: bool) -> SearchResult:
     return SearchResult(singles, mixtures, (), {}, "")
 
 
-def test_auto_without_labels_averages_the_mixture_uniformly() -> None:
-    assert choose_reuser("auto", _result(True)) == ("averaging", ["lw0", "lw2"], [0.5, 0.5])
+def test_top1_takes_the_first_single() -> None:
+    assert choose_reuser("top1", _result(True)) == ("top1", ["lw0"], [1.0])
 
 
-def test_auto_without_mixture_is_top1() -> None:
-    assert choose_reuser("auto", _result(False)) == ("top1", ["lw0"], [1.0])
-
-
-@pytest.mark.parametrize("n_labels, expected", [(9, "averaging"), (10, "ensemble_pruning")])
-def test_auto_switches_to_label_learning_at_ten_labels(n_labels: int, expected: str) -> None:
-    assert choose_reuser("auto", _result(True), n_labels=n_labels)[0] == expected
-
-
-def test_explicit_averaging_keeps_mixture_weights() -> None:
+def test_explicit_averaging_and_job_selector_keep_the_mixture_and_its_weights() -> None:
     assert choose_reuser("averaging", _result(True)) == ("averaging", ["lw0", "lw2"], [0.7, 0.3])
+    assert choose_reuser("job_selector", _result(True))[1] == ["lw0", "lw2"]
 
 
-def test_feature_augment_when_few_candidates() -> None:
-    res = SearchResult(_result(False).singles[:2], (), (), {}, "")
-    assert choose_reuser("auto", res, n_labels=50)[0] == "feature_augment"
+def test_learning_reusers_take_the_best_singles() -> None:
+    kind, ids, weights = choose_reuser("ensemble_pruning", _result(False), n_labels=50)
+    assert kind == "ensemble_pruning" and ids == ["lw0", "lw1", "lw2", "lw3"] and sum(weights) == 1.0
+
+
+def test_result_rows_show_names_with_ids_beside_and_mixture_weights() -> None:
+    records = {"lw0": LearnwareRecord(id="0" * 64, name="Digits 0-9", status=Status.USABLE)}
+    rows = result_rows(_result(True), records)
+    assert rows[0]["name"] == "Digits 0-9" and rows[0]["id"] == "lw0"[:12]
+    assert rows[1]["name"] == "lw1"  # unknown ids fall back to the id
+    assert rows[-1]["rank"] == "mixture" and rows[-1]["weights"] == "0.70, 0.30"
