@@ -15,16 +15,13 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from base64 import b64encode
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import typer
 
@@ -66,7 +63,7 @@ HomeOpt = typer.Option(None, "--home", envvar="LWDOCK_HOME", help="Dock home; cl
 class Cluster:
     """Paths, ports and secrets of one cluster, persisted in ``HOME/cluster/cluster.json`` (ports stay stable)."""
 
-    def __init__(self, home: Optional[Path]) -> None:
+    def __init__(self, home: Path | None) -> None:
         self.home = Path(home or os.environ.get("LWDOCK_HOME") or Path.home() / ".lwdock").expanduser().resolve()
         self.state = self.home / "cluster"
         self.logs = self.state / "logs"
@@ -76,7 +73,7 @@ class Cluster:
                                        if self.config_path.is_file() else {})
 
     # -- configuration --------------------------------------------------------------------------------------
-    def configure(self, *, host: str, ports: dict[str, Optional[int]], workers: int, worker_limit: int,
+    def configure(self, *, host: str, ports: dict[str, int | None], workers: int, worker_limit: int,
                   dask_workers: int, search_node: bool) -> None:
         for d in (self.state, self.logs, self.state / "pids"):
             d.mkdir(parents=True, exist_ok=True)
@@ -103,7 +100,7 @@ class Cluster:
         if os.geteuid() != 0:
             return here
         probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(self.state)],
-                               capture_output=True)
+                               capture_output=True, check=False)
         if probe.returncode == 0:
             return here
         import hashlib
@@ -142,7 +139,8 @@ class Cluster:
     def client_env(self) -> dict[str, str]:
         """What a worker, a flow run, a Dask worker and a user's shell need to talk to this cluster."""
         env = {"PREFECT_API_URL": self.api_url, "PREFECT_API_AUTH_STRING": self.secrets["prefect_auth"],
-               "MLFLOW_TRACKING_URI": self.mlflow_url, "LWDOCK_HOME": str(self.home),
+               "LWDOCK_TRACKING_URI": self.mlflow_url, "MLFLOW_TRACKING_URI": self.mlflow_url,
+               "LWDOCK_HOME": str(self.home), "LWDOCK_CATALOG_LIMIT": CATALOG_LIMIT,
                "LWDOCK_DASK_ADDRESS": self.dask_address}
         return env
 
@@ -164,16 +162,13 @@ class Cluster:
             fh.write("# source me: the dock's cluster (lwdock cluster up)\n" + "\n".join(lines) + "\n")
         os.replace(tmp, self.env_path)
 
-    def auth_header(self) -> dict[str, str]:
-        return {"Authorization": "Basic " + b64encode(self.secrets["prefect_auth"].encode()).decode()}
-
     # -- components -----------------------------------------------------------------------------------------
     def postgres(self, action: str) -> None:
         root, port = self.config["pg_root"], str(self.port("postgres"))
         env = {**os.environ, "LWDOCK_PG_PASSWORD": self.secrets["pg_password"]}
         steps = ["init", "start", "createdbs"] if action == "start" else [action]
         for step in steps:
-            res = subprocess.run(["bash", str(PG_SCRIPT), step, root, port], env=env, capture_output=True, text=True)
+            res = subprocess.run(["bash", str(PG_SCRIPT), step, root, port], env=env, capture_output=True, text=True, check=False)
             if res.returncode != 0:
                 raise ClusterError(f"postgres {step} failed (exit {res.returncode}): {res.stderr.strip()[-800:]}")
 
@@ -241,7 +236,11 @@ class ClusterError(RuntimeError):
 @contextmanager
 def prefect_client(api_url: str, auth: str | None) -> Iterator[Any]:
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        temporary_settings,
+    )
 
     with temporary_settings({PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth}):
         with get_client(sync_client=True) as client:
@@ -273,16 +272,10 @@ def setup_mlflow(mlflow_url: str, experiment: str = "learnware-dock") -> None:
     Why: a client that creates it passes an explicit local ``artifact_location`` (file://...) and its runs then
     write artifacts to that path on whichever machine runs them, bypassing the server's artifact proxy.
     """
-    base = f"{mlflow_url.rstrip('/')}/api/2.0/mlflow/experiments"
     try:
-        urllib.request.urlopen(f"{base}/get-by-name?experiment_name={experiment}", timeout=10).close()
-        return
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise ClusterError(f"MLflow server answered {exc.code} for experiment {experiment}") from exc
-    req = urllib.request.Request(f"{base}/create", data=json.dumps({"name": experiment}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(req, timeout=10).close()
+        procs.ensure_mlflow_experiment(mlflow_url, experiment)
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"MLflow server {mlflow_url}: cannot create experiment {experiment} ({exc})") from exc
 
 
 def deploy(env: dict[str, str], log: Path, search_node: bool) -> None:
@@ -290,7 +283,7 @@ def deploy(env: dict[str, str], log: Path, search_node: bool) -> None:
     argv = [str(BIN / "prefect"), "--no-prompt", "deploy", "--prefect-file", str(REPO / "deployments" / "prefect.yaml")]
     for name in DEPLOYMENTS:
         argv += ["--name", name]
-    res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(res.stdout + res.stderr)
     if res.returncode != 0:
@@ -303,10 +296,7 @@ def deploy(env: dict[str, str], log: Path, search_node: bool) -> None:
 
 
 def workers_online(c: Cluster, names: list[str]) -> bool:
-    req = urllib.request.Request(f"{c.api_url}/work_pools/{POOL}/workers/filter", data=b"{}", method="POST",
-                                 headers={**c.auth_header(), "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        online = {w["name"] for w in json.loads(resp.read()) if w.get("status") == "ONLINE"}
+    online = procs.online_workers(c.api_url, POOL, c.secrets["prefect_auth"])
     return set(names) <= online
 
 
@@ -323,7 +313,6 @@ def up(c: Cluster, started: list[str], echo: Callable[[str], None]) -> dict[str,
         if start_daemon(c.pid(name), argv, env, c.logs / f"{name}.log", cwd=REPO):
             started.append(name)
     for name, _, _, ready in daemons:
-        t = time.perf_counter()
         try:
             wait_for(ready, 180, name, c.pid(name), c.logs / f"{name}.log")
         except RuntimeError as exc:
@@ -349,7 +338,7 @@ def up(c: Cluster, started: list[str], echo: Callable[[str], None]) -> dict[str,
     return timings
 
 
-def down(c: Cluster, names: Optional[list[str]] = None, grace: float = 10.0) -> list[str]:
+def down(c: Cluster, names: list[str] | None = None, grace: float = 10.0) -> list[str]:
     """Stop the named components (default: all) by pid; returns what was still running and got stopped."""
     stopped = []
     for name in names if names is not None else c.all_names():
@@ -364,30 +353,23 @@ def down(c: Cluster, names: Optional[list[str]] = None, grace: float = 10.0) -> 
 def status(c: Cluster) -> list[tuple[str, str, str]]:
     rows = [("postgres", "running" if c.config and c.postgres_running() else "stopped",
              f"127.0.0.1:{c.port('postgres')}" if c.config else "")]
-    for name, *rest in c.daemons() + [(n, a, e, lambda: True) for n, a, e in c.workers()]:
+    for name in [d[0] for d in c.daemons()] + [w[0] for w in c.workers()]:
         pid = c.pid(name).alive()
         rows.append((name, f"running (pid {pid})" if pid else "stopped", ""))
     if c.config:
-        rows[1] = (rows[1][0], rows[1][1], f"{c.api_url} (auth {'on' if _auth_enforced(c) else 'OFF'})")
+        auth = ("(auth on)" if _auth_enforced(c) else "(auth OFF)") if rows[1][1].startswith("running") else ""
+        rows[1] = (rows[1][0], rows[1][1], f"{c.api_url} {auth}".strip())
         rows[2] = (rows[2][0], rows[2][1], c.mlflow_url)
     return rows
 
 
 def _auth_enforced(c: Cluster) -> bool:
-    """The API refuses a request without credentials (what a stranger reaching the port would see)."""
-    try:
-        urllib.request.urlopen(urllib.request.Request(f"{c.api_url}/flows/filter", data=b"{}", method="POST",
-                                                      headers={"Content-Type": "application/json"}), timeout=3)
-    except urllib.error.HTTPError as exc:
-        return exc.code == 401
-    except OSError:
-        return False
-    return False
+    return bool(procs.refuses_anonymous(c.api_url))
 
 
 # ------------------------------------------------------------------------------------------------- commands
 @cluster_app.command("up")
-def up_cmd(home: Optional[Path] = HomeOpt,
+def up_cmd(home: Path | None = HomeOpt,
            workers: int = typer.Option(2, min=1, help="Process workers on the lwdock-process pool"),
            worker_limit: int = typer.Option(2, min=1, help="Flow runs one worker executes at a time"),
            dask_workers: int = typer.Option(0, min=0, help="Dask worker processes (0: no Dask cluster)"),
@@ -395,8 +377,8 @@ def up_cmd(home: Optional[Path] = HomeOpt,
                                             help="Also run a search-node worker (queue `search`, own home) that "
                                                  "refreshes its catalog from the registry every 10 min"),
            host: str = typer.Option("127.0.0.1", help="Address the servers bind to"),
-           prefect_port: Optional[int] = typer.Option(None), mlflow_port: Optional[int] = typer.Option(None),
-           postgres_port: Optional[int] = typer.Option(None), dask_port: Optional[int] = typer.Option(None)) -> None:
+           prefect_port: int | None = typer.Option(None), mlflow_port: int | None = typer.Option(None),
+           postgres_port: int | None = typer.Option(None), dask_port: int | None = typer.Option(None)) -> None:
     """Start PostgreSQL, the Prefect server (auth on), the MLflow server, the work pool and its workers."""
     c = Cluster(home)
     c.configure(host=host, ports={"prefect": prefect_port, "mlflow": mlflow_port, "postgres": postgres_port,
@@ -438,11 +420,14 @@ def setup_cmd(search_node: bool = typer.Option(False, "--search-node/--no-search
               log: Path = typer.Option(Path("deploy.log"), help="Where `prefect deploy` writes its output")) -> None:
     """Prepare servers someone else runs (compose, Kubernetes): pool, limit, automations, experiment, deployments.
 
-    Reads PREFECT_API_URL, PREFECT_API_AUTH_STRING, MLFLOW_TRACKING_URI and LWDOCK_REPO from the environment.
+    Reads PREFECT_API_URL, PREFECT_API_AUTH_STRING, LWDOCK_TRACKING_URI (or MLFLOW_TRACKING_URI) and LWDOCK_REPO
+    from the environment.
     """
-    api, mlflow_url = os.environ.get("PREFECT_API_URL"), os.environ.get("MLFLOW_TRACKING_URI")
+    api = os.environ.get("PREFECT_API_URL")
+    mlflow_url = os.environ.get("LWDOCK_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI")
     if not api or not mlflow_url or not mlflow_url.startswith(("http://", "https://")):
-        typer.echo("error: set PREFECT_API_URL and MLFLOW_TRACKING_URI (http://...) to the servers to prepare", err=True)
+        typer.echo("error: set PREFECT_API_URL and LWDOCK_TRACKING_URI (http://...) to the servers to prepare",
+                   err=True)
         raise typer.Exit(2)
     try:
         setup_prefect(api, os.environ.get("PREFECT_API_AUTH_STRING"))
@@ -455,7 +440,7 @@ def setup_cmd(search_node: bool = typer.Option(False, "--search-node/--no-search
 
 
 @cluster_app.command("down")
-def down_cmd(home: Optional[Path] = HomeOpt,
+def down_cmd(home: Path | None = HomeOpt,
              grace: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL per process")) -> None:
     """Stop workers, Dask, the servers and PostgreSQL by pid; leaves no process behind. SIGTERM waits for it."""
     c = Cluster(home)
@@ -473,7 +458,7 @@ def down_cmd(home: Optional[Path] = HomeOpt,
 
 
 @cluster_app.command("status")
-def status_cmd(home: Optional[Path] = HomeOpt) -> None:
+def status_cmd(home: Path | None = HomeOpt) -> None:
     """Show each component, its pid and address; exit 0 when all run, 3 otherwise."""
     c = Cluster(home)
     if not c.config:

@@ -18,7 +18,8 @@ import os
 import signal
 import threading
 import urllib.request
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact

@@ -11,6 +11,7 @@ Also usable by hand: ``python scripts/cluster/procs.py stop PIDFILE [GRACE]``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -18,9 +19,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import psutil
 
@@ -38,7 +42,7 @@ class PidFile:
         tmp.write_text(json.dumps({"pid": pid, "started": started}))
         os.replace(tmp, self.path)
 
-    def process(self) -> Optional[psutil.Process]:
+    def process(self) -> psutil.Process | None:
         try:
             data = json.loads(self.path.read_text())
             proc = psutil.Process(int(data["pid"]))
@@ -48,7 +52,7 @@ class PidFile:
         except (OSError, ValueError, KeyError, psutil.Error):
             return None
 
-    def alive(self) -> Optional[int]:
+    def alive(self) -> int | None:
         proc = self.process()
         return proc.pid if proc else None
 
@@ -128,6 +132,45 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return bool(resp.status == 200)
     except OSError:
         return False
+
+
+def ensure_mlflow_experiment(mlflow_url: str, name: str) -> bool:
+    """Create experiment ``name`` on an MLflow server with the server's artifact root; False if it existed."""
+    base = f"{mlflow_url.rstrip('/')}/api/2.0/mlflow/experiments"
+    try:
+        urllib.request.urlopen(f"{base}/get-by-name?experiment_name={urllib.parse.quote(name)}", timeout=10).close()
+        return False
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+    req = urllib.request.Request(f"{base}/create", data=json.dumps({"name": name}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).close()
+    return True
+
+
+def _basic(auth: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
+
+
+def online_workers(api_url: str, pool: str, auth: str) -> set[str]:
+    """Names of the pool's workers the Prefect server sees ONLINE (they sent a recent heartbeat)."""
+    req = urllib.request.Request(f"{api_url}/work_pools/{pool}/workers/filter", data=b"{}", method="POST",
+                                 headers={**_basic(auth), "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return {w["name"] for w in json.loads(resp.read()) if w.get("status") == "ONLINE"}
+
+
+def refuses_anonymous(api_url: str) -> bool:
+    """The API answers 401 to a request without credentials (what a stranger reaching the port sees)."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{api_url}/flows/filter", data=b"{}", method="POST",
+                                                      headers={"Content-Type": "application/json"}), timeout=3)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except OSError:
+        return False
+    return False
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, pid: PidFile, log: Path) -> None:

@@ -7,9 +7,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,7 +19,7 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
     """`python -m deployments.cluster ARGS` from the repo, without this process's Prefect/MLflow client settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "MLFLOW_TRACKING"))}
     return subprocess.run([sys.executable, "-m", "deployments.cluster", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def make_zips(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -26,15 +27,14 @@ def make_zips(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
     They share one RKME (same training data), fitted once: the spec fit dominates packaging time.
     """
+    import numpy
+    import sklearn
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     from lwlib.learnware.packager import package_learnware
     from lwlib.rkme.rkme import RKMETableSpec
     from lwlib.semantic import make_semantic_spec
-
-    import numpy
-    import sklearn
 
     X, y = load_iris(return_X_y=True)
     rkme = RKMETableSpec().fit(X)
@@ -52,7 +52,11 @@ def make_zips(folder: Path, n: int, seed: int = 0) -> list[Path]:
 @contextmanager
 def prefect_env(env: dict[str, str], process: bool = False) -> Iterator[None]:
     """Talk to the cluster's Prefect server from this process (and, with ``process``, from its children)."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        temporary_settings,
+    )
 
     saved = {k: os.environ.get(k) for k in env}
     if process:

@@ -22,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cluster_helpers import REPO, kill_worker, make_zips, prefect_env, run_cli, wait_runs
+from cluster_helpers import (
+    REPO,
+    kill_worker,
+    make_zips,
+    prefect_env,
+    run_cli,
+    wait_runs,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.slow]
 
@@ -64,7 +70,7 @@ def test_servers_run_on_postgres_with_auth(cluster: dict[str, Any]) -> None:
         res = subprocess.run(["bash", str(REPO / "scripts" / "cluster" / "postgres.sh"), "psql", config["pg_root"],
                               str(config["ports"]["postgres"]), "-d", db, "-At", "-c",
                               f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{table}'"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         assert res.stdout.strip() == "1", f"{db}.{table} missing: {res.stdout} {res.stderr}"
     print(f"cluster up {cluster['up_s']:.1f} s")
 
@@ -115,7 +121,7 @@ def test_twenty_submissions_over_two_workers_survive_a_killed_worker(cluster: di
         assert versions[0].source.startswith("mlflow-artifacts:"), versions[0].source  # served by the server
     print(f"{N_SUBMISSIONS} submissions: worker-1 killed at {kill_s:.0f} s holding {killed}; first pass final "
           f"{first_pass_s:.0f} s ({len(crashed)} crashed), resubmitted and done at {total_s:.0f} s; "
-          f"runs per worker {dict((k, len(v)) for k, v in by_worker.items())}")
+          f"runs per worker { {k: len(v) for k, v in by_worker.items()} }")
 
 
 def test_up_again_restarts_only_the_missing_worker(cluster: dict[str, Any]) -> None:
@@ -131,6 +137,27 @@ def test_up_again_restarts_only_the_missing_worker(cluster: dict[str, Any]) -> N
     status = run_cli("status", "--home", str(cluster["home"]))
     assert status.returncode == 0, status.stdout
     print(f"second `cluster up` {time.perf_counter() - t0:.1f} s")
+
+
+def test_search_node_rebuilds_its_catalog_from_the_registry(cluster: dict[str, Any], tmp_path: Path) -> None:
+    """What the `catalog-refresh` deployment runs on a search node: a fresh home, the shared MLflow server."""
+    from lwlib.catalog import Catalog
+    from lwlib.registry import Registry
+    from lwlib.settings import Settings
+
+    search_home = tmp_path / "search-node"
+    env = {**cluster["env"], "LWDOCK_HOME": str(search_home)}
+    shared = Settings(home=cluster["home"], tracking_uri=env["MLFLOW_TRACKING_URI"])
+    registered = {v.sha256 for v in Registry(shared.mlflow_uri, shared.mlflow_artifacts_dir).list_versions()
+                  if v.sha256 and v.tags.get("lwdock.kind", "learnware") == "learnware"}
+    assert registered, "the registry is empty: run after the submissions test"
+    with prefect_env(env, process=True):
+        from deployments.serve import catalog_refresh
+
+        n = catalog_refresh()
+    with Catalog.open(Settings(home=search_home).catalog_path, read_only=True) as cat:
+        ids = {r.id for r in cat.list()}
+    assert n == len(registered) and ids == registered
 
 
 def test_batch_on_dask_local_cluster(cluster: dict[str, Any], tmp_path: Path) -> None:
