@@ -192,8 +192,8 @@ def _in_namespace(ns: int) -> list[int]:
 class _Watch:
     """Opens runtimes for the check and remembers their worker pid, PID namespace and private copy."""
 
-    def __init__(self, envs: EnvironmentManager, hide: Path, limits: RuntimeLimits) -> None:
-        self.envs, self.hide, self.limits = envs, hide, limits
+    def __init__(self, envs: EnvironmentManager, hide: Path, limits: RuntimeLimits, token: str) -> None:
+        self.envs, self.hide, self.limits, self.token = envs, hide, limits, token
         self.pids: list[int] = []
         self.namespaces: set[int] = set()
         self.private: list[Path] = []
@@ -207,7 +207,7 @@ class _Watch:
                 self.pids.append(model.pid)
                 own = _pidns(os.getpid())
                 for pid, cmd in _cmdlines().items():
-                    if learnware.id.encode() in cmd and _pidns(pid) not in (None, own):
+                    if self.token.encode() in cmd and _pidns(pid) not in (None, own):
                         self.namespaces.add(_pidns(pid))  # type: ignore[arg-type]
             yield model
         finally:
@@ -251,7 +251,7 @@ def test_hostile_model_is_contained(case: Case, host: SimpleNamespace, envs: Env
     before = _snapshot(lw_dir)
     learnware = SimpleNamespace(id=f"hostile-{token}", root=lw_dir, requirements=REQS, semantic_spec=None,
                                 stat_specs={}, manifest=SimpleNamespace(model=ModelEntrySpec(kwargs={"ctx": ctx})))
-    watch = _Watch(envs, host.home, dataclasses.replace(LIMITS, **case.limits))
+    watch = _Watch(envs, host.home, dataclasses.replace(LIMITS, **case.limits), token)
 
     report = check_learnware(learnware, watch.open)
 
@@ -274,6 +274,7 @@ def test_hostile_model_is_contained(case: Case, host: SimpleNamespace, envs: Env
     # nothing left behind
     assert _snapshot(lw_dir) == before
     assert not [p for p in watch.private if p.exists()]
+    assert len(watch.namespaces) == len(watch.pids)  # each started worker was seen in its own PID namespace
     assert _wait_until(lambda: not [pid for pid, cmd in _cmdlines().items() if token.encode() in cmd])
     assert _wait_until(lambda: not [pid for ns in watch.namespaces for pid in _in_namespace(ns)])
     leftovers = [d for d in glob.glob("/tmp/lwdock-lw-*") if token in _read(Path(d) / "learnware" / "__init__.py")]
