@@ -27,7 +27,8 @@ from lwlib.errors import LwdockError, MalformedOutputError, ModelRuntimeError, R
 from lwlib.runtime.text import exception_name, first_line
 from lwlib.status import Status
 
-__all__ = ["CheckReport", "check_learnware", "model_failure_reason", "probe_inputs", "runtime_unbuilt"]
+__all__ = ["CheckReport", "check_learnware", "model_failure_reason", "open_failure_report", "probe_inputs",
+           "runtime_unbuilt"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,10 @@ def _expect_shapes(learnware: Any, input_shape: tuple[int, ...] | None,
     sem = getattr(learnware, "semantic_spec", None)
     if sem is None:
         return None
-    if sem.data_type == "Table" and sem.input is not None and input_shape is not None:
-        if tuple(input_shape) != (sem.input.dimension,):
-            return (f"model input_shape {tuple(input_shape)} does not match the semantic Input.Dimension "
-                    f"{sem.input.dimension}; fix the model's input_shape or the semantic spec")
+    if (sem.data_type == "Table" and sem.input is not None and input_shape is not None
+            and tuple(input_shape) != (sem.input.dimension,)):
+        return (f"model input_shape {tuple(input_shape)} does not match the semantic Input.Dimension "
+                f"{sem.input.dimension}; fix the model's input_shape or the semantic spec")
     spec = _table_spec(learnware)
     if sem.data_type == "Table" and spec is not None and input_shape is not None and int(np.prod(input_shape)) != spec.z_.shape[1]:
         return f"model input_shape {tuple(input_shape)} does not match the RKME dimension {spec.z_.shape[1]}"
@@ -185,6 +186,15 @@ def model_failure_reason(exc: LwdockError) -> str:
 def runtime_unbuilt(exc: LwdockError) -> CheckReport:
     """The NONUSABLE report for a learnware whose environment could not be built (bounded, one line)."""
     return CheckReport(Status.NONUSABLE, model_failure_reason(exc), exc.code)
+
+
+def open_failure_report(exc: LwdockError, *, duration_s: float = 0.0) -> CheckReport:
+    """The NONUSABLE report for a model whose runtime failed to start (import error, startup timeout, crash, bad
+    shape declaration), for callers that open the runtime themselves; protections come from the exception
+    (``Runtime.open`` attaches them)."""
+    return CheckReport(Status.NONUSABLE, model_failure_reason(exc), exc.code, duration_s=duration_s,
+                       protections=tuple(getattr(exc, "sandbox_protections", ())),
+                       missing_protections=tuple(getattr(exc, "sandbox_missing", ())))
 
 
 def check_learnware(learnware: Any, open_runtime: Callable[[Any], Any], *, random_state: int = 0) -> CheckReport:

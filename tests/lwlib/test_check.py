@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from lwlib.check import REASON_CHARS, CheckReport, model_failure_reason, runtime_unbuilt
+from lwlib.check import REASON_CHARS, CheckReport, model_failure_reason, open_failure_report, runtime_unbuilt
 from lwlib.errors import (
     LwdockError,
     MalformedOutputError,
@@ -16,6 +17,7 @@ from lwlib.errors import (
     ModelTimeoutError,
     RuntimeBuildError,
 )
+from lwlib.runtime.sandbox import ALL_PROTECTIONS
 from lwlib.status import Status
 
 SECRET = "root:$y$j9T$secret-hash:19000:0:99999:7:::"
@@ -64,3 +66,18 @@ def test_report_round_trips_with_missing_protections() -> None:
     legacy = report.to_dict()
     del legacy["missing_protections"]  # reports stored before the field existed
     assert CheckReport.from_dict(legacy).missing_protections == ()
+
+
+def test_a_runtime_that_fails_to_open_gives_a_report_with_its_protections(tmp_path: Path) -> None:
+    from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeTarget
+
+    (tmp_path / "lw").mkdir()
+    (tmp_path / "lw" / "__init__.py").write_text(f"raise ValueError({SECRET!r})\n")
+    envs = EnvironmentManager(tmp_path / "envs", tmp_path / "uv")
+    with pytest.raises(ModelImportError) as info:
+        Runtime.open(RuntimeTarget(tmp_path / "lw", ModelEntrySpec(), ["numpy"]), envs=envs, hide=(tmp_path,))
+    report = open_failure_report(info.value)
+    assert report.status is Status.NONUSABLE and report.code == "model_import_failed"
+    assert report.reason == "importing or constructing the model failed: ValueError"
+    assert set(report.protections) | set(report.missing_protections) == set(ALL_PROTECTIONS)
+    assert "rlimits" in report.protections and SECRET not in json.dumps(report.to_dict())
