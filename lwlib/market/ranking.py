@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from lwlib.errors import SearchError
 from lwlib.market._pure import pure_search_module
 from lwlib.market.kernel import NumpyView, rbf
+from lwlib.market.qp import solve_simplex_qp
 
 __all__ = ["Ranking", "score_rows", "greedy_mixture", "simplex_qp_batch", "mixture_weights", "DEFAULT_SHORTLIST"]
 
@@ -94,17 +95,14 @@ def score_rows(view: NumpyView, id_of: Callable[[int], str], rows: NDArray[np.in
 
 def mixture_weights(K: Any, c: Any) -> NDArray[np.float64]:
     """``min ½wᵀKw − cᵀw`` on the simplex with Clarabel (as :func:`lwlib.search.mixture.mixture_weights`)."""
-    import qpsolvers
-    import scipy.sparse as sp
-
     K = np.asarray(K, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64).reshape(-1)
     m = c.shape[0]
     if m == 1:
         return np.ones(1)
     P = 0.5 * (K + K.T) + 1e-12 * max(1.0, float(np.trace(K)) / m) * np.eye(m)
-    w = qpsolvers.solve_qp(sp.csc_matrix(P), -c, A=sp.csc_matrix(np.ones((1, m))), b=np.array([1.0]),
-                           lb=np.zeros(m), solver="clarabel")
+    x, solved = solve_simplex_qp(P, -c)
+    w = x if solved else None
     if w is None or not np.all(np.isfinite(w)):
         w, _ = simplex_qp_batch(K[None], c[None])
         w = w[0]

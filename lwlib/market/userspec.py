@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from lwlib.constants import (RKME_DEFAULT_GAMMA, RKME_DEFAULT_K, RKME_MAX_REDUCED_SET_SIZE, RKME_MIN_K_WHEN_CAPPED,
                              RKME_TABLE_TYPE)
 from lwlib.market.kernel import rbf
+from lwlib.market.qp import solve_simplex_qp
 
 __all__ = ["UserRKME", "fit_user_rkme"]
 
@@ -152,15 +153,10 @@ def _data_terms(Z: NDArray[np.float64], X: NDArray[np.float64], x2: NDArray[np.f
 
 
 def _solve_beta(Kzz: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64] | None:
-    import scipy.sparse as sp
-    from qpsolvers import Problem, solve_problem
-
-    k = Kzz.shape[0]
-    problem = Problem(sp.csc_matrix(Kzz), -c, A=sp.csc_matrix(np.ones((1, k))), b=np.ones(1), lb=np.zeros(k))
-    sol = solve_problem(problem, solver="clarabel")
-    if sol.x is None or not np.isfinite(sol.x).all():
+    x, _ = solve_simplex_qp(Kzz, -c)
+    if not np.isfinite(x).all():
         return None
-    beta = np.clip(sol.x, 0.0, None)
+    beta = np.clip(x, 0.0, None)
     return np.asarray(beta / beta.sum())
 
 

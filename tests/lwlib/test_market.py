@@ -298,7 +298,7 @@ def test_readers_never_fail_while_a_submission_writes(tmp_path):
     assert int(written) > 5 and reads >= 2, (written, reads)
 
 
-def test_read_path_imports_neither_torch_nor_sklearn_nor_prefect(market):
+def test_read_path_imports_neither_torch_nor_sklearn_nor_prefect_nor_scipy(market):
     X = user_rows(5)
     np.save(market / "q.npy", X)
     code = textwrap.dedent(f"""
@@ -309,7 +309,7 @@ def test_read_path_imports_neither_torch_nor_sklearn_nor_prefect(market):
             main()
         except SystemExit as e:
             assert e.code == 0, e.code
-        heavy = [m for m in ("torch", "sklearn", "prefect", "mlflow") if m in sys.modules]
+        heavy = [m for m in ("torch", "sklearn", "prefect", "mlflow", "scipy", "qpsolvers") if m in sys.modules]
         print("HEAVY", heavy, file=sys.stderr)
     """)
     out = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
