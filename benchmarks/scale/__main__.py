@@ -266,7 +266,8 @@ def measure_submissions(n: int, base: Path) -> dict[str, Any]:
 
 
 def markdown(rows: list[dict[str, Any]], cmd: str) -> str:
-    head = ("| N | search CLI s (min/med/max, CPU med) | list CLI s (min/med/max, CPU med) | API p50/p99 ms (RKME) | API p50/p99 ms "
+    head = ("| N | search CLI s (min/med/max, CPU med) | list CLI s (min/med/max, CPU med) | API p50/p99 ms (RKME) "
+            "| API p50/p99 ms "
             "(rows) | recall@10 | top-1 = source | add 1 (ms, median) | delete 1 (ms) | index build s | build RSS MiB "
             "| API RSS MiB | CLI search RSS MiB |\n|" + "---|" * 13 + "\n")
     lines = []
@@ -292,7 +293,7 @@ def markdown(rows: list[dict[str, Any]], cmd: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     ap.add_argument("--runs", type=int, default=5, help="CLI runs per command after one warm-up (≥ 3)")
     ap.add_argument("--queries", type=int, default=100, help="API requests / recall queries per size")
     ap.add_argument("--seed", type=int, default=0)

@@ -52,6 +52,7 @@ class MarketSnapshot:
         self.stamp = stamp
         self._wait_s = wait_s
         self._columns: dict[str, NDArray[Any]] | None = None
+        self._id_pos: dict[str, int] | None = None
         self._rows: dict[str, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ opening
@@ -89,7 +90,7 @@ class MarketSnapshot:
         if not self.changed():
             return False
         fresh = type(self).open(self.home, wait_s=self._wait_s)
-        self.groups, self.stamp, self._columns, self._rows = fresh.groups, fresh.stamp, None, {}
+        self.groups, self.stamp, self._columns, self._id_pos, self._rows = fresh.groups, fresh.stamp, None, None, {}
         return True
 
     # ------------------------------------------------------------------ records
@@ -115,7 +116,9 @@ class MarketSnapshot:
         if not ids:
             return {}
         if self._columns is not None:
-            pos = {i: n for n, i in enumerate(self._columns["id"].tolist())}
+            if self._id_pos is None:  # built once per snapshot: a warm server answers names from memory
+                self._id_pos = {i: n for n, i in enumerate(self._columns["id"].tolist())}
+            pos = self._id_pos
             return {i: str(self._columns["name"][pos[i]]) for i in ids if i in pos}
         with open_read_only(self.home / "catalog.duckdb", wait_s=self._wait_s) as cat:
             sql = "SELECT id, name FROM learnwares WHERE id IN (SELECT unnest(?::VARCHAR[]))"
