@@ -192,10 +192,12 @@ class IndexStore:
         m = len(ids)
         if any(len(i) > ID_BYTES for i in ids):
             raise ValueError(f"learnware ids longer than {ID_BYTES} characters cannot be indexed")
-        pad = np.zeros((m, k, d))
-        pad[:, :Zt.shape[1]] = Zt
-        bpad = np.zeros((m, k))
-        bpad[:, :beta.shape[1]] = beta
+        pad, bpad = Zt, beta
+        if Zt.shape[1] != k:  # a row with a smaller reduced set: zero-pad it to the group's width
+            pad = np.zeros((m, k, d))
+            pad[:, :Zt.shape[1]] = Zt
+            bpad = np.zeros((m, k))
+            bpad[:, :beta.shape[1]] = beta
         arrays = {"ids": np.asarray(ids, dtype=f"S{ID_BYTES}"), "z": pad, "beta": bpad,
                   "self": np.asarray(selfs, dtype=np.float64), "live": np.ones(m, dtype=np.uint8),
                   "sketch": np.zeros((m, 0), np.float32) if sketch is None else np.asarray(sketch, np.float32)}
@@ -205,8 +207,10 @@ class IndexStore:
             with open(path, "r+b") as fh:
                 fh.truncate(n * row_bytes[name])
                 fh.seek(0, os.SEEK_END)
-                fh.write(np.ascontiguousarray(arr).tobytes())  # no fsync: the index is rebuildable, and a
-                # torn tail is cut at the next append / detected at load (file shorter than the manifest says)
+                # no copy of the rows (unless the dtype differs); no fsync: the index is rebuildable, and a torn
+                # tail is cut at the next append / detected at load (file shorter than the manifest says)
+                dtype = f"S{ID_BYTES}" if name == "ids" else _FILES[name]
+                fh.write(memoryview(np.ascontiguousarray(arr, dtype=dtype)).cast("B"))
         return {**entry, "n_rows": n + m}
 
     def clear_rows(self, entry: dict[str, Any], rows: NDArray[np.int64]) -> None:

@@ -269,6 +269,12 @@ def _load_specs(cat: Any, d: int, ids: list[str], stored_types: dict[str, list[s
              for t, t_ids in stored_types.items() if t_ids]
     kmax = max(int(p.Z.shape[1]) for p in parts)
     want = np.asarray(ids, dtype="S64")
+    if len(parts) == 1 and parts[0].Z.shape[0] == len(ids):  # the common case: one gather, one copy
+        src = np.asarray(parts[0].ids, dtype="S64")
+        srt = np.argsort(src)
+        take = srt[np.minimum(np.searchsorted(src[srt], want), len(src) - 1)]
+        if np.array_equal(src[take], want):
+            return parts[0].Z[take], parts[0].beta[take]
     order = np.argsort(want)
     Z, beta = np.zeros((len(ids), kmax, d)), np.zeros((len(ids), kmax))
     for p in parts:
@@ -331,6 +337,7 @@ def _refit(store: IndexStore, cat: Any, old: dict[str, Any] | None, plan: _Group
         fitted_n = int(old["fitted_n"])
     else:
         params, Zt, selfs, sketch = fit_group(plan.spec_type, ids, Z, beta)
+        del Z  # the raw points are no longer needed: only the view's are written (memory at 10⁵ rows)
         fitted_n = len(ids)
         upd.refitted.append(f"{plan.spec_type}/d={plan.d}")
     entry = store.write_group(plan.spec_type, plan.d, version, ids, params, Zt, beta, selfs, sketch, fitted_n)
