@@ -150,6 +150,7 @@ class Cluster:
         env.update(self.client_env())
         env.update({"PREFECT_HOME": str(self.state / "prefect-client"), "LWDOCK_REPO": str(REPO),
                     "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S), "PREFECT_LOGGING_LEVEL": "INFO",
+                    "PREFECT_WORKER_QUERY_SECONDS": "5",
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
         env.update(extra)
         return env

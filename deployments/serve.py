@@ -4,15 +4,14 @@ Needs a Prefect server (`prefect server start`, or `lwdock cluster up`) and PREF
 `prefect.yaml` next to this file describes the same deployments for a work pool + worker setup (see
 deployments/README.md). Both paths use the same flow and deployment names, so use one of them per Prefect server.
 
-The deployment fixes the dock home: the flows below are the dock's flows with their ``home`` parameter taken
-out of the form (issue 12: any UI user could otherwise point a submission at any directory). A run uses the
-``LWDOCK_HOME`` of the process that executes it: the `lwdock serve` process, or the worker plus the
-deployment's job variables (``env: {LWDOCK_HOME: ...}`` in prefect.yaml).
+The deployment fixes the dock home: the deployed flows take no ``home`` parameter (issue 12: any UI user could
+otherwise point a submission at any directory). A run uses the ``LWDOCK_HOME`` of the process that executes it:
+the `lwdock serve` process, or the worker plus the deployment's job variables (``env: {LWDOCK_HOME: ...}`` in
+prefect.yaml). With ``LWDOCK_DASK_ADDRESS`` set, batch submissions run their items on that Dask cluster.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Literal
 
-from prefect import Flow, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.deployments.runner import RunnerDeployment
@@ -45,34 +44,6 @@ STOP_GRACE_ENV = "LWDOCK_SERVE_STOP_GRACE"
 #: Full names ("flow/deployment") as `prefect deployment run` expects them, in `build_deployments()` order.
 DEPLOYMENT_NAMES = ("submit-from-ui/submit", "submit-batch/submit-batch", "recheck-market/nightly-recheck",
                     "find-and-reuse/find-and-reuse")
-
-
-def fixed_home(original: Flow[..., Any], attr: str) -> Flow[..., Any]:
-    """The same flow (name, options, hooks) without its ``home`` parameter, entrypoint ``deployments.serve:attr``.
-
-    Why: a deployment's form is the flow's signature, so a ``home`` parameter is a text box any UI user can
-    fill. Runs of the returned flow leave ``home`` at its default (None), which means ``LWDOCK_HOME`` of the
-    process that runs them. A flow that no longer has ``home`` is returned unchanged.
-    """
-    sig = inspect.signature(original.fn, eval_str=True)
-    if "home" not in sig.parameters:
-        return original
-    inner = original.fn
-
-    def without_home(*args: Any, **kwargs: Any) -> Any:
-        return inner(*args, **kwargs)
-
-    params = [p for p in sig.parameters.values() if p.name != "home"]
-    without_home.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    without_home.__annotations__ = {k: v for k, v in inner.__annotations__.items() if k != "home"}
-    without_home.__doc__ = inner.__doc__
-    without_home.__name__ = without_home.__qualname__ = attr
-    without_home.__module__ = __name__
-    proxy = original.with_options()
-    proxy.fn = without_home  # with_options copies every option of the original around the new function
-    wrapped = proxy.with_options()
-    wrapped._entrypoint = f"{__name__}:{attr}"
-    return wrapped
 
 
 def _batch_task_runner() -> Any:
@@ -136,12 +107,8 @@ def catalog_refresh() -> int:
     return n
 
 
-submit_form = fixed_home(submit_from_ui, "submit_form")
 #: On Dask when LWDOCK_DASK_ADDRESS is set where the run loads this module, else the dock's own batch flow.
-submit_many = submit_on_dask if os.environ.get(DASK_ADDRESS_ENV, "").strip() else fixed_home(submit_batch,
-                                                                                             "submit_many")
-recheck = fixed_home(recheck_market, "recheck")
-find_reuse = fixed_home(find_and_reuse, "find_reuse")
+submit_many = submit_on_dask if os.environ.get(DASK_ADDRESS_ENV, "").strip() else submit_batch
 
 
 def build_deployments() -> list[RunnerDeployment]:
@@ -150,14 +117,14 @@ def build_deployments() -> list[RunnerDeployment]:
     The nightly re-check carries an explicit UTC timezone so the run time does not depend on the server's zone.
     """
     return [
-        submit_form.to_deployment(name="submit", tags=["submit"],
+        submit_from_ui.to_deployment(name="submit", tags=["submit"],
                                   description="Submit a learnware zip from the dock's storage (form)."),
         submit_many.to_deployment(name="submit-batch", tags=["submit"],
                                   description="Submit many learnware zips concurrently, one subflow each."),
-        recheck.to_deployment(name="nightly-recheck", schedule=Cron(NIGHTLY, timezone=NIGHTLY_TIMEZONE),
+        recheck_market.to_deployment(name="nightly-recheck", schedule=Cron(NIGHTLY, timezone=NIGHTLY_TIMEZONE),
                               tags=["recheck"],
                               description="Re-check every learnware in its runtime; flip broken ones."),
-        find_reuse.to_deployment(name="find-and-reuse", tags=["deploy"],
+        find_and_reuse.to_deployment(name="find-and-reuse", tags=["deploy"],
                                  description="Search the market for a user's data, reuse and deploy."),
     ]
 

@@ -1,7 +1,15 @@
-"""Helpers of the cluster tests: learnware zips, Prefect client settings, flow-run polling, killing a worker."""
+"""Helpers and the `cluster` fixture of the cluster tests (no conftest.py here: with --doctest-modules a second
+`conftest` module name clashes with tests/flows/conftest.py when both folders are collected).
+
+The cluster is started once with `python -m deployments.cluster up` on free ports under a temp home and stopped
+with `down` whatever happens, checked to leave no process. Tests that need it run only when selected with
+``-m cluster`` (`make test-cluster`), and skip with the reason when PostgreSQL is not installed.
+"""
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 import subprocess
@@ -11,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,8 +108,9 @@ def wait_runs(ids: list[Any], final: set[str], timeout: float) -> dict[str, Any]
         time.sleep(3)
 
 
-def kill_worker(state: Path, name: str, ids: list[Any], timeout: float) -> dict[str, list[str]]:
-    """SIGKILL worker ``name`` and its flow-run processes once it runs one of ``ids`` and 2 runs have completed.
+def kill_worker(state: Path, name: str, ids: list[Any], timeout: float, after_completed: int) -> dict[str, list[str]]:
+    """SIGKILL worker ``name`` and its flow-run processes once it runs one of ``ids`` and ``after_completed`` of
+    them have completed (mid-batch: both workers have done work, some is left).
 
     Returns the ids of its runs that were RUNNING / PENDING at that moment.
     """
@@ -114,7 +125,7 @@ def kill_worker(state: Path, name: str, ids: list[Any], timeout: float) -> dict[
         states = read_states(list(ids))
         done = sum(1 for s in states.values() if s and s.type.value == "COMPLETED")
         running = [i for i in mine if states.get(i) and states[i].type.value == "RUNNING"]
-        if running and done >= 2:
+        if running and done >= after_completed:
             pid = PidFile(state / "pids" / f"{name}.pid").alive()
             assert pid, f"{name} is not running"
             procs.kill_tree(pid)
@@ -122,3 +133,95 @@ def kill_worker(state: Path, name: str, ids: list[Any], timeout: float) -> dict[
             return {"running": running, "pending": pending}
         time.sleep(1)
     raise AssertionError(f"{name} never ran one of the submissions within {timeout:.0f} s")
+
+
+def _postgres_missing() -> str | None:
+    if not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
+        return "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl): apt-get install -y postgresql"
+    if os.geteuid() == 0 and subprocess.run(["id", "postgres"], capture_output=True, check=False).returncode != 0:
+        return "running as root but there is no `postgres` user to run the database server as"
+    return None
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, value = line[len("export "):].split("=", 1)
+            out[key] = value
+    return out
+
+
+def require_selected(config: pytest.Config) -> None:
+    """Skip unless the run selected these tests (``-m cluster``, as `make test-cluster` does): `make test` must
+    not start a cluster."""
+    if "cluster" not in (config.getoption("markexpr") or ""):
+        pytest.skip("cluster tests start PostgreSQL, two servers and workers: run them with `make test-cluster` "
+                    "(pytest -m cluster tests/cluster)")
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A running cluster: ``{"home", "state", "env", "up_s", "ports"}``; `down` in the finally."""
+    require_selected(request.config)
+    reason = _postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("cluster") / "home"
+    prefect_port, mlflow_port, pg_port = _free_ports(3)
+    args = ["--home", str(home), "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port),
+            "--postgres-port", str(pg_port), "--workers", "2", "--worker-limit", "2"]
+    t0 = time.perf_counter()
+    try:
+        res = run_cli("up", *args)
+        up_s = time.perf_counter() - t0
+        assert res.returncode == 0, f"cluster up failed:\n{res.stdout}\n{res.stderr}"
+        state = home / "cluster"
+        yield {"home": home, "state": state, "env": _env_file(state / "cluster.env"), "up_s": up_s,
+               "args": args, "up_out": res.stdout,
+               "ports": {"prefect": prefect_port, "mlflow": mlflow_port, "postgres": pg_port}}
+    finally:
+        pids = _recorded_pids(home / "cluster")
+        down = run_cli("down", "--home", str(home), "--grace", "5")
+        print(down.stdout, down.stderr)
+        left = [p for p in pids if _alive(p)]
+        assert not left, f"processes left after `cluster down`: {left}"
+        status = run_cli("status", "--home", str(home))
+        assert status.returncode == 3 and "running" not in status.stdout, status.stdout  # PostgreSQL too
+
+
+def _recorded_pids(state: Path) -> list[int]:
+    """Every pid the cluster started (pid files) plus their descendants now, to check `down` leaves none."""
+    import psutil
+
+    pids: list[int] = []
+    for f in (state / "pids").glob("*.pid"):
+        try:
+            proc = psutil.Process(int(json.loads(f.read_text())["pid"]))
+            pids += [proc.pid] + [c.pid for c in proc.children(recursive=True)]
+        except (OSError, ValueError, KeyError, psutil.Error):
+            continue
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

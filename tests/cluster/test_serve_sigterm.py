@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cluster_helpers import REPO
+from cluster_helpers import REPO, require_selected
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.slow]
 
@@ -41,9 +41,10 @@ def _killpg(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
-def test_serve_exits_on_sigterm_after_the_server_is_gone(tmp_path: Path) -> None:
+def test_serve_exits_on_sigterm_after_the_server_is_gone(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     import socket
 
+    require_selected(request.config)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
