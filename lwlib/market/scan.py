@@ -162,3 +162,44 @@ def page_ids(cat: Any, *, status: str | None = None, limit: int = 50, offset: in
     ids = _sql(cat, f"SELECT id FROM learnwares {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
                [*params, int(limit), int(offset)])["id"]
     return total, [str(i) for i in ids]
+
+
+def stream_spec_arrays(cat: Any, spec_type: str, d: int, ids: NDArray[Any], *, batch_rows: int = 4096,
+                       memory_limit: str = "1GB") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Padded (Z, beta) of the learnwares ``ids`` (bytes, any order) from one spec type, streamed in batches.
+
+    Why not ``Catalog.load_spec_stack``: it materialises the whole result as one Arrow table and then copies it,
+    which at 10⁵ learnwares × 100 points × 20 features held ~9 GB at once. Streaming record batches into the
+    preallocated arrays keeps the peak near the arrays themselves; DuckDB's buffer cache is capped for this read.
+    """
+    n = int(ids.shape[0])
+    cat._con.execute(f"SET memory_limit = '{memory_limit}'")  # noqa: SLF001 - this read-only connection only
+    kmax = int(_sql(cat, "SELECT coalesce(max(k), 0) AS k FROM spec_payloads WHERE spec_type = ? AND d = ? "
+                         "AND z IS NOT NULL AND beta IS NOT NULL", [spec_type, int(d)])["k"][0])
+    Z, beta = np.zeros((n, kmax, int(d))), np.zeros((n, kmax))
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+    reader = cat._con.sql(  # noqa: SLF001
+        "SELECT learnware_id, k, z, beta FROM spec_payloads WHERE spec_type = ? AND d = ? AND z IS NOT NULL "
+        "AND beta IS NOT NULL", params=[spec_type, int(d)]).to_arrow_reader(batch_rows)
+    for batch in reader:
+        got = np.asarray(batch.column("learnware_id").to_numpy(zero_copy_only=False)).astype("S64")
+        pos = np.minimum(np.searchsorted(sorted_ids, got), max(n - 1, 0))
+        keep = sorted_ids[pos] == got if n else np.zeros(got.size, dtype=bool)
+        if not keep.any():
+            continue
+        dest = order[pos[keep]]
+        k = np.asarray(batch.column("k").to_numpy(zero_copy_only=False), dtype=np.int64)[keep]
+        zcol, bcol = batch.column("z"), batch.column("beta")
+        zv = zcol.flatten().to_numpy(zero_copy_only=False)
+        bv = bcol.flatten().to_numpy(zero_copy_only=False)
+        zo = zcol.offsets.to_numpy()[:-1][keep] - zcol.offsets.to_numpy()[0]
+        bo = bcol.offsets.to_numpy()[:-1][keep] - bcol.offsets.to_numpy()[0]
+        if np.all(k == kmax) and np.all(keep):  # one reshape per batch in the common case
+            Z[dest] = zv.reshape(-1, kmax, int(d))
+            beta[dest] = bv.reshape(-1, kmax)
+            continue
+        for row, kk, z0, b0 in zip(dest, k, zo, bo):  # ragged or partial batch: row by row (copies only)
+            Z[row, :kk] = zv[z0:z0 + kk * int(d)].reshape(kk, int(d))
+            beta[row, :kk] = bv[b0:b0 + kk]
+    return Z, beta

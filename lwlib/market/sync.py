@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from lwlib.market.scan import catalog_stamp, fold_type, hinted_state, open_read_only, spec_keys, usable_digest
+from lwlib.market.scan import (catalog_stamp, fold_type, hinted_state, open_read_only, spec_keys, stream_spec_arrays,
+                               usable_digest)
 from lwlib.market.store import (REFIT_DRIFT, REFIT_MAX_ROWS, IndexCorruptError, IndexStore, _slug, fit_group,
                                 rows_under)
 
@@ -264,9 +265,24 @@ def _find_live(store: IndexStore, old: dict[str, dict[str, Any]], lid: str) -> t
 
 def _load_specs(cat: Any, d: int, ids: list[str], stored_types: dict[str, list[str]]
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Padded (Z, beta) of ``ids`` in that order, loaded per stored spec type with one vectorised stack each."""
-    parts = [cat.load_spec_stack(t, d=d, ids=t_ids if len(t_ids) <= _FEW_IDS else None, status=None)
-             for t, t_ids in stored_types.items() if t_ids]
+    """Padded (Z, beta) of ``ids`` in that order: a few by id, many streamed (bounded memory) per spec type."""
+    if len(ids) > _FEW_IDS:
+        want = np.asarray(ids, dtype="S64")
+        arrays = []
+        for t, t_ids in stored_types.items():
+            if not t_ids:
+                continue
+            Zt, bt = stream_spec_arrays(cat, t, d, want)
+            arrays.append((Zt, bt, _member(want, np.asarray(t_ids, dtype="S64"))))
+        if len(arrays) == 1:
+            return arrays[0][0], arrays[0][1]
+        kmax = max(a[0].shape[1] for a in arrays)
+        Z, beta = np.zeros((len(ids), kmax, d)), np.zeros((len(ids), kmax))
+        for Zt, bt, mask in arrays:
+            Z[mask, :Zt.shape[1]] = Zt[mask]
+            beta[mask, :bt.shape[1]] = bt[mask]
+        return Z, beta
+    parts = [cat.load_spec_stack(t, d=d, ids=t_ids, status=None) for t, t_ids in stored_types.items() if t_ids]
     kmax = max(int(p.Z.shape[1]) for p in parts)
     want = np.asarray(ids, dtype="S64")
     if len(parts) == 1 and parts[0].Z.shape[0] == len(ids):  # the common case: one gather, one copy

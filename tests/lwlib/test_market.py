@@ -323,3 +323,17 @@ def test_result_types_are_the_torch_paths_own_classes():
             "from lwlib.search.result import SearchResult; assert SearchResult is R; print('same')")
     out = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "same", out.stderr[-2000:]
+
+
+def test_streamed_spec_arrays_equal_the_catalogs_stack(market):
+    from lwlib.market.scan import open_read_only, spec_keys, stream_spec_arrays
+
+    with open_read_only(market / "catalog.duckdb") as cat:
+        keys = spec_keys(cat)
+        want = keys["id"][::-1].copy()  # any order
+        Z, beta = stream_spec_arrays(cat, "RKMETableSpecification", D, want, batch_rows=7)
+        stack = cat.load_spec_stack("RKMETableSpecification", d=D, status=None)
+    pos = {i: n for n, i in enumerate(np.asarray(stack.ids, dtype="S64").tolist())}
+    idx = np.array([pos[i] for i in want.tolist()])
+    np.testing.assert_array_equal(Z, stack.Z[idx])
+    np.testing.assert_array_equal(beta, stack.beta[idx])
