@@ -6,12 +6,14 @@ explicit keywords and only stores them; learned state lives in ``*_`` attributes
 
 from __future__ import annotations
 
+from typing import Any
+
 from sklearn.base import BaseEstimator, clone
 
 __all__ = ["LwEstimator", "clone"]
 
 
-class LwEstimator(BaseEstimator):
+class LwEstimator(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hints
     """Base of every lwlib estimator (stat specs, reusers, searchers)."""
 
-    _parameter_constraints: dict = {}
+    _parameter_constraints: dict[str, Any] = {}

@@ -117,7 +117,7 @@ def doctor(dock: Dock, *, repair: bool = False) -> DoctorReport:
             catalog_rows = {r.id: r for r in cat.list()}
     versions = [v for v in dock.registry.list_versions()
                 if v.sha256 and v.tags.get("lwdock.kind", "learnware") == "learnware"]
-    registered = {v.sha256: v for v in versions}
+    registered = {str(v.sha256): v for v in versions}
     busy = {i for i in dock.packages.ids() | set(registered) if dock.locks.is_held(i)}
     report.in_flight = sorted(busy)
 
@@ -136,8 +136,8 @@ def doctor(dock: Dock, *, repair: bool = False) -> DoctorReport:
     host = socket.gethostname()
     for run in dock.registry.running_runs():
         pid, run_host = run.get("pid"), run.get("host")
-        if pid and run_host == host and not _pid_alive(int(pid)):
-            report.stale_mlflow_runs.append(run["run_id"])
+        if pid and pid.isdigit() and run_host == host and not _pid_alive(int(pid)):
+            report.stale_mlflow_runs.append(str(run["run_id"]))
     if repair:
         _repair(dock, report, registered, catalog_rows)
     return report

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from numpy.typing import NDArray
 
-from lwlib.check import CheckReport, check_learnware
+from lwlib.check import CheckReport, check_learnware, open_failure_report, runtime_unbuilt
 from lwlib.errors import LwdockError, SemanticSpecError
 from lwlib.package_store import StoredPackage
 from lwlib.specify import SpecReport, verify_specs
@@ -161,6 +161,7 @@ def validate(dock: Dock, stored: StoredPackage, semantic_spec: SemanticSpec | Ma
     """
     from lwlib.learnware import open_learnware
 
+    inject_fault("validate")
     t0 = time.perf_counter()
     lw = open_learnware(stored.path, dock.settings.packages_dir, semantic_spec=semantic_spec,
                         learnware_id=stored.id)
@@ -181,6 +182,7 @@ def containerize(dock: Dock, sub: Submission) -> Submission:
     """
     from lwlib.runtime import oci
 
+    inject_fault("containerize")
     t0 = time.perf_counter()
     env = dock.environments.ensure(sub.learnware.requirements, mode=dock.runtime_mode)
     ctx = oci.ensure_build_context(sub.learnware, dock.settings.oci_dir / sub.id, environment=env,
@@ -192,8 +194,8 @@ def containerize(dock: Dock, sub: Submission) -> Submission:
 
 def unbuilt(sub: Submission, exc: LwdockError) -> Submission:
     """The environment could not be built: the learnware is kept NONUSABLE with the reason (a re-check may revive it)."""
-    report = CheckReport(Status.NONUSABLE, f"runtime could not be built: {exc.message}", exc.code)
-    return replace(sub, runtime=RuntimeInfo(None, note=exc.message), check=report)
+    report = runtime_unbuilt(exc)
+    return replace(sub, runtime=RuntimeInfo(None, note=report.reason), check=report)
 
 
 @contextmanager
@@ -209,17 +211,21 @@ def check(dock: Dock, sub: Submission) -> Submission:
     """
     from lwlib.specify import anchor_spec
 
+    inject_fault("check")
     t0 = time.perf_counter()
     env = sub.runtime.environment if sub.runtime is not None else None
     outputs = None
-    with dock.open_model(sub.learnware, environment=env) as model:
-        report = check_learnware(sub.learnware, lambda _lw: _borrowed(model))
-        rkme = anchor_spec(sub.learnware)
-        if report.status is Status.USABLE and rkme is not None:
-            try:
-                outputs = model.predict(rkme.z_)
-            except LwdockError as exc:  # the check passed; a label-aware part is a bonus, not a condition
-                logger.warning("no outputs at the RKME points of %s: %s", sub.source_name, exc.message)
+    try:
+        with dock.open_model(sub.learnware, environment=env) as model:
+            report = check_learnware(sub.learnware, lambda _lw: _borrowed(model))
+            rkme = anchor_spec(sub.learnware)
+            if report.status is Status.USABLE and rkme is not None:
+                try:
+                    outputs = model.predict(rkme.z_)
+                except LwdockError as exc:  # the check passed; a label-aware part is a bonus, not a condition
+                    logger.warning("no outputs at the RKME points of %s: %s", sub.source_name, exc.code)
+    except LwdockError as exc:  # the model did not even start (import error, startup timeout, bad shapes)
+        report = open_failure_report(exc, duration_s=time.perf_counter() - t0)
     return sub.extend("check", t0, check=report, rkme_outputs=outputs)
 
 
@@ -231,6 +237,7 @@ def specify(dock: Dock, sub: Submission) -> Submission:
     """
     from lwlib.specify import make_label_spec
 
+    inject_fault("specify")
     t0 = time.perf_counter()
     if sub.status is not Status.USABLE or sub.rkme_outputs is None:
         return sub.extend("specify", t0)
@@ -280,7 +287,7 @@ def recheck(dock: Dock, record: LearnwareRecord) -> tuple[CheckReport, Status]:
     try:
         report = check_learnware(dock.open_learnware(record), dock.open_model)
     except LwdockError as exc:  # e.g. a stored package that today's bounds refuse: a status, not a crash
-        report = CheckReport(Status.NONUSABLE, f"the stored package cannot be opened: {exc.message}", exc.code)
+        report = open_failure_report(exc)
     with dock.catalog_writer() as cat, cat.transaction():
         cat.add_check(CheckRecord(record.id, "recheck", report.status, report.reason, report.to_dict(),
                                   report.duration_s))

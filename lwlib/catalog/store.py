@@ -7,6 +7,8 @@ error. Rows leave as dataclasses (:mod:`lwlib.catalog.records`); SQL takes ``?``
 
 from __future__ import annotations
 
+import builtins
+
 import json
 import logging
 import time
@@ -196,9 +198,9 @@ class Catalog:
         self._con.execute("COMMIT")
 
     def _write(self, what: str, sql_steps: Iterable[tuple[str, Any]], *,
-               many: frozenset[int] = frozenset()) -> list[list[tuple[Any, ...]]]:
+               many: frozenset[int] = frozenset()) -> builtins.list[builtins.list[tuple[Any, ...]]]:
         """Run the steps as one transaction; steps whose index is in ``many`` use ``executemany``."""
-        out: list[list[tuple[Any, ...]]] = []
+        out: builtins.list[builtins.list[tuple[Any, ...]]] = []
         try:
             with self.transaction():
                 for i, (sql, params) in enumerate(sql_steps):
@@ -221,7 +223,7 @@ class Catalog:
             raise CatalogError(f"Spec payloads for {wrong} were passed with learnware {record.id}; each payload's "
                                "learnware_id must equal the record id.", code="catalog_payload_mismatch")
         now = naive_utc(utcnow())
-        steps: list[tuple[str, Any]] = [
+        steps: builtins.list[tuple[str, Any]] = [
             (_UPSERT_SQL, _record_params(record, now)),
             ("DELETE FROM spec_payloads WHERE learnware_id = ?", [record.id]),
         ]
@@ -273,7 +275,7 @@ class Catalog:
         return _record_from_row(rows[0]) if rows else None
 
     def list(self, status: Status | str | None = None, data_type: str | None = None, task_type: str | None = None,
-             limit: int | None = None) -> list[LearnwareRecord]:
+             limit: int | None = None) -> builtins.list[LearnwareRecord]:
         """Learnwares matching every given filter, oldest first."""
         where, params = self._filters(status=status, data_type=data_type, task_type=task_type)
         sql = f"SELECT {', '.join(_LW_COLS)} FROM learnwares{where} ORDER BY created_at, id"
@@ -286,13 +288,13 @@ class Catalog:
         where, params = self._filters(status=status)
         return int(self._con.execute(f"SELECT count(*) FROM learnwares{where}", params).fetchall()[0][0])
 
-    def history(self, learnware_id: str) -> list[CheckRecord]:
+    def history(self, learnware_id: str) -> builtins.list[CheckRecord]:
         """Every check of a learnware, oldest first."""
         rows = self._con.execute(f"SELECT {', '.join(_CHECK_COLS)} FROM checks WHERE learnware_id = ? ORDER BY id",
                                  [learnware_id]).fetchall()
         return [_check_from_row(r) for r in rows]
 
-    def _spec_table(self, conds: list[str], params: list[Any], *, join_status: bool = False) -> Any:
+    def _spec_table(self, conds: builtins.list[str], params: builtins.list[Any], *, join_status: bool = False) -> Any:
         """One query over the selected spec rows as an Arrow table (list columns stay flat buffers)."""
         join = " JOIN learnwares l ON l.id = p.learnware_id" if join_status else ""
         where = f" WHERE {' AND '.join(conds)}" if conds else ""
@@ -301,7 +303,7 @@ class Catalog:
         return self._con.sql(sql, params=params).to_arrow_table()
 
     def load_spec_payloads(self, ids: Sequence[str] | None = None,
-                           spec_type: str | None = None) -> list[SpecPayload]:
+                           spec_type: str | None = None) -> builtins.list[SpecPayload]:
         """All stored specs (optionally only of ``ids`` / one ``spec_type``) in one query, ordered by id."""
         conds, params = [], []
         if ids is not None:
@@ -370,7 +372,7 @@ class Catalog:
         return SpecStack(tuple(t.column("learnware_id").to_pylist()), Z, beta, gamma, k, spec_type, dim)
 
     @staticmethod
-    def _filters(**filters: Any) -> tuple[str, list[Any]]:
+    def _filters(**filters: Any) -> tuple[str, builtins.list[Any]]:
         conds, params = [], []
         for col in ("status", "data_type", "task_type"):
             value = filters.get(col)

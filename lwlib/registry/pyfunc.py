@@ -18,8 +18,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import mlflow
 import numpy as np
+from mlflow.pyfunc import PythonModel
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class _RuntimeHost:
         self._finalizer()
 
 
-class LearnwarePyfunc(mlflow.pyfunc.PythonModel):
+class LearnwarePyfunc(PythonModel):  # type: ignore[misc]  # mlflow's base is untyped
     """Pyfunc for one learnware: artifact ``learnware`` is its zip; ``predict`` runs it in its runtime.
 
     The runtime mode comes from the model config key ``runtime_mode`` (default ``"auto"``), so a deployment
@@ -121,7 +121,7 @@ class LearnwarePyfunc(mlflow.pyfunc.PythonModel):
             host.close()
 
 
-class SolutionPyfunc(mlflow.pyfunc.PythonModel):
+class SolutionPyfunc(PythonModel):  # type: ignore[misc]
     """Pyfunc for a deployed reuse solution: several learnware zips, a JSON recipe and our fitted parts.
 
     Artifacts: ``solution`` (JSON from ``reuser.to_solution()``), ``lw-<sha256>`` per learnware zip, and

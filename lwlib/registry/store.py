@@ -413,7 +413,7 @@ class Registry:
             for alias, ver in (self.client.get_registered_model(model).aliases or {}).items():
                 by_version.setdefault(str(ver), []).append(alias)
             aliases[model] = by_version
-        return sorted((RegisteredVersion(mv.name, str(mv.version), (mv.tags or {}).get(SHA_TAG), mv.run_id, mv.source,
+        return sorted((RegisteredVersion(mv.name, str(mv.version), (mv.tags or {}).get(SHA_TAG), mv.run_id, str(mv.source),
                                          dict(mv.tags or {}), tuple(aliases[mv.name].get(str(mv.version), ())))
                        for mv in found), key=lambda v: (v.name, int(v.version)))
 

@@ -117,3 +117,10 @@ def test_sandbox_hides_the_dock_home_in_use_even_when_lwdock_home_is_unset(tmp_p
     sub = submission.check(dock, submission.containerize(dock, sub))
     assert sub.check is not None and sub.check.status is Status.USABLE, sub.check.reason
     assert os.environ.get("LWDOCK_HOME") is None
+
+
+def test_a_model_that_cannot_start_ends_nonusable_not_in_a_crash(dock: Dock, tmp_path: Path) -> None:
+    stored = submission.store(dock, make_reference_zip(tmp_path / "imp.zip", broken="import_error", seed=7))
+    sub = submission.check(dock, submission.containerize(dock, submission.validate(dock, stored, reference_semantic())))
+    assert sub.check is not None and sub.check.status is Status.NONUSABLE and sub.check.code != "ok"
+    assert sub.rkme_outputs is None and submission.specify(dock, sub).label_spec is None
