@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test test-fast demo bench bench-small bench-reference bench-data clean cluster cluster-down test-cluster
+.PHONY: venv lint test test-fast demo bench bench-small bench-reference bench-data clean cluster cluster-down test-cluster
 
 venv: $(STAMP)
 
@@ -22,7 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,dev,cluster]"
 	touch $(STAMP)
 
-test: venv
+# The checkers run first: ruff over the repo, mypy --strict over the engine (config in pyproject.toml).
+lint: venv
+	$(BIN)/ruff check lwlib tasks flows deployments benchmarks tests
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: venv
