@@ -307,6 +307,8 @@ def create_app(settings: Any = None, config: ApiConfig | None = None) -> FastAPI
         name = delete_learnware(home, lid)
         return {"deleted": lid, "name": name}
 
+    from deployments.web import upload_router  # the browser pages: /, /upload (deployments/web imports this module)
+    app.include_router(upload_router(home, cfg))
     return app
 
 
