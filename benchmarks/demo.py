@@ -9,6 +9,7 @@ dock's choices with the market's mean and oracle-best learnware on the users' hi
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,12 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from benchmarks.evaluate import ROWS, UserSearch, score_user, summarise
+from benchmarks.metrics import loss, market_losses
 from benchmarks.report import ROW_LABELS, plot_quality, quality_table, write_results
 from benchmarks.scenarios import build
 
 logger = logging.getLogger(__name__)
 
 DEMO_SCENARIOS = ("image_digits",)
+DEMO_LABELS = 20  # labelled rows each demo user gives on its second pass
 TINY = {"learnwares": 6, "users": 3}
 
 
@@ -39,12 +42,13 @@ def _subset(scenario: Any, size: str) -> Any:
 def run_scenario(name: str, home: Path, *, size: str, progress: Progress) -> dict[str, Any]:
     from flows.deploy import find_and_reuse
     from flows.submit import submit_batch
-    from lwlib.deploy import market_entries
+    from lwlib.deployment import load_market
     from lwlib.dock import Dock
     from lwlib.learnware.packager import package_learnware
     from lwlib.settings import Settings
     from lwlib.userdata import save_table
 
+    os.environ["LWDOCK_HOME"] = str(home)  # the flows read their dock home once, from the environment
     scenario = _subset(build(name, size="small", seed=0), size)
     work = home / "demo" / name
     t_pack = progress.add_task(f"{name}: packaging learnwares", total=len(scenario.learnwares))
@@ -55,26 +59,39 @@ def run_scenario(name: str, home: Path, *, size: str, progress: Progress) -> dic
     t_sub = progress.add_task(f"{name}: submission flow", total=len(zips))
     results = []
     for chunk in range(0, len(zips), 4):
-        results += submit_batch(zip_paths=zips[chunk:chunk + 4], home=str(home))
+        results += submit_batch(zip_paths=zips[chunk:chunk + 4])
         progress.advance(t_sub, len(zips[chunk:chunk + 4]))
     name_of = {r.learnware_id: lw.name for r, lw in zip(results, scenario.learnwares)}
     usable = sum(r.status.value == "USABLE" for r in results)
-    specs = {name_of[e.learnware_id]: next(iter(e.stat_spec.values()))
-             for e in market_entries(Dock(Settings(home=home))) if e.learnware_id in name_of}
+    specs = {name_of[e.learnware_id]: e.stat_spec.get("RKMETableSpecification", next(iter(e.stat_spec.values())))
+             for e in load_market(Dock(Settings(home=home))).entries if e.learnware_id in name_of}
     t_users = progress.add_task(f"{name}: deploying flow per user", total=len(scenario.users))
     rows = []
     for user in scenario.users:
         data = save_table(work / "users" / f"{user.name}.npy", user.X)
         t0 = time.perf_counter()
         out = find_and_reuse(user_data=str(data), requirement=user.semantic_query, reuser="auto",
-                             register_name=f"demo-{name}-{user.name}".replace("_", "-"), home=str(home))
+                             register_name=f"demo-{name}-{user.name}".replace("_", "-"))
         found = UserSearch(
             singles=tuple(name_of.get(m["learnware_id"], "?") for m in out.singles),
             mixture=tuple(name_of.get(i, "?") for i in (out.mixtures[0]["learnware_ids"] if out.mixtures else ())),
             weights=tuple(out.mixtures[0]["weights"]) if out.mixtures else (),
             deployed_predictions=np.load(out.predictions_path) if out.predictions_path else None,
             search_seconds=time.perf_counter() - t0)
-        rows.append(score_user(scenario, user, found, specs))
+        row = score_user(scenario, user, found, specs)
+        if len(user.y_label) >= DEMO_LABELS:  # the same user again, now giving DEMO_LABELS labelled rows
+            pick = np.random.default_rng([0, len(rows), 11]).permutation(len(user.y_label))[:DEMO_LABELS]
+            lab = work / "users" / f"{user.name}-labels.npz"
+            np.savez(lab, X=user.X_label[pick], y=user.y_label[pick])
+            out_l = find_and_reuse(user_data=str(data), requirement=user.semantic_query, labelled_data=str(lab),
+                                   reuser="auto", register_name=f"demo-{name}-{user.name}-labels".replace("_", "-"))
+            top_l = name_of.get(out_l.singles[0]["learnware_id"], "?") if out_l.singles else None
+            table = market_losses(scenario, user)
+            if top_l in table:
+                row.losses["top1_labels"] = table[top_l]
+            if out_l.predictions_path:
+                row.losses["auto_labels"] = loss(scenario.task, user.y, np.load(out_l.predictions_path))
+        rows.append(row)
         progress.advance(t_users)
     summary = summarise(scenario, rows)
     summary["usable_learnwares"] = usable
@@ -83,7 +100,7 @@ def run_scenario(name: str, home: Path, *, size: str, progress: Progress) -> dic
 
 def print_table(console: Console, summaries: Sequence[dict[str, Any]]) -> None:
     """Methods as rows, scenarios as columns (fits a narrow terminal); the best non-oracle cell in bold green."""
-    keys = [k for k in (*ROWS, "deployed_auto") if any(k in s["rows"] for s in summaries)]
+    keys = [k for k in (*ROWS, "deployed_auto", "top1_labels", "auto_labels") if any(k in s["rows"] for s in summaries)]
     table = Table("method", *(f"{s['scenario']}\n({s['loss']})" for s in summaries),
                   title="Learnware Dock demo: mean loss over users (lower is better)")
     best = [min(v for k, v in s["rows"].items() if k != "best_in_market") for s in summaries]

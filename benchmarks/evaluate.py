@@ -85,8 +85,8 @@ def score_user(scenario: Scenario, user: UserTask, found: UserSearch, specs: dic
 
 def summarise(scenario: Scenario, rows: Sequence[UserRow]) -> dict[str, Any]:
     """Mean loss per row over users, plus search quality shares and timing."""
-    keys = sorted({k for r in rows for k in r.losses}, key=lambda k: (ROWS + ("deployed_auto",)).index(k)
-                  if k in ROWS + ("deployed_auto",) else 99)
+    order = ROWS + ("deployed_auto", "top1_labels", "auto_labels")
+    keys = sorted({k for r in rows for k in r.losses}, key=lambda k: order.index(k) if k in order else 99)
     mean = {k: float(np.nanmean([r.losses.get(k, np.nan) for r in rows])) for k in keys}
     with_truth = [r.mixture_has_truth for r in rows if r.mixture_has_truth is not None]
     return {"scenario": scenario.name, "task": scenario.task, "loss": scenario.loss_name,

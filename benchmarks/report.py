@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 ROW_LABELS = {"mean_in_market": "Mean in market", "best_in_market": "Best in market", "top1": "Top-1 reuse",
               "job_selector": "Job selector", "average_ensemble": "Average ensemble",
-              "deployed_auto": "auto (no labels)"}
+              "deployed_auto": "auto (no labels)", "top1_labels": "Top-1 (20 labels)",
+              "auto_labels": "auto (20 labels)"}
 
 
 def machine_stamp() -> dict[str, Any]:

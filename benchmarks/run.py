@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", action="store_true", help="also run the reference package side by side")
     p.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
     p.add_argument("--skip-performance", action="store_true")
+    p.add_argument("--no-curves", action="store_true", help="skip the labelled-data curves (the slow part)")
+    p.add_argument("--no-hetero", action="store_true", help="skip the tabular_hetero line")
+    p.add_argument("--stem", default=None, help="result file stem (default quality_<size>)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     from lwlib.settings import configure_process
@@ -133,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for name in args.scenarios:
         console.print(f"[bold]part A[/bold]: {name} ({size})")
-        summaries.append(evaluate_scenario(name, size))
+        summaries.append(evaluate_scenario(name, size, curves=not args.no_curves))
     try:
+        if args.no_hetero:
+            raise ImportError("skipped")
         from benchmarks.hetero_eval import evaluate_hetero
 
         console.print(f"[bold]part A[/bold]: tabular_hetero ({size})")
@@ -145,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     table = quality_table([_strip(s) for s in summaries] + ref)
     table += "\n**Labels (issue 11)**: labelled search and the deployed `auto` per label budget k " \
              "(k = 0: no labels)\n\n" + labelled_table(summaries)
-    stem = "quality_reference" if args.reference else f"quality_{size}"
+    stem = args.stem or ("quality_reference" if args.reference else f"quality_{size}")
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    table = f"Command: `{command}`\n\n" + table
     files = write_results(args.out, stem, {"size": size, "scenarios": [_strip(s) for s in summaries],
                                            "reference": ref}, table + curves_markdown(summaries))
     plot_quality([_strip(s) for s in summaries], args.out / f"{stem}.png")
