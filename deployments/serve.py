@@ -153,12 +153,12 @@ def _sigterm_guard(runner: Any, grace_s: float) -> Callable[..., None]:
 
     Prefect's runner pauses its schedules on shutdown through the API; with the server already gone that call
     retries for minutes. So: skip the pause when the API does not answer, exit after ``grace_s`` whatever is
-    still pending, and exit at once on a second SIGTERM.
+    still pending, and exit at once on a second SIGTERM. Installed before the runner starts too, so a SIGTERM
+    during start-up also ends in this path (not in the default action).
     """
-    original = runner.handle_sigterm
     fired = threading.Event()
 
-    def handle(*args: Any, **kwargs: Any) -> None:
+    def handle(*_args: Any) -> None:
         if fired.is_set():
             os._exit(143)
         fired.set()
@@ -168,7 +168,12 @@ def _sigterm_guard(runner: Any, grace_s: float) -> Callable[..., None]:
         if runner.pause_on_shutdown and not _api_reachable():
             logger.warning("Prefect API unreachable at shutdown: not pausing the served schedules")
             runner.pause_on_shutdown = False
-        original(*args, **kwargs)
+        logger.info("SIGTERM received, shutting down")
+        try:
+            runner.stop()
+        except Exception:  # noqa: BLE001 - not started yet, or its loop is already gone: exit anyway
+            pass
+        raise SystemExit(0)
 
     return handle
 
@@ -194,13 +199,18 @@ def serve_all(limit: int | None = None, *, search_node: bool = False) -> None:
     runner = Runner(pause_on_shutdown=True, limit=limit)
     for deployment in deployments:
         runner.add_deployment(deployment)
-    runner.handle_sigterm = _sigterm_guard(runner, float(os.environ.get(STOP_GRACE_ENV, "20")))  # type: ignore[method-assign]
+    guard = _sigterm_guard(runner, float(os.environ.get(STOP_GRACE_ENV, "20")))
+    runner.handle_sigterm = guard  # type: ignore[method-assign]  # what runner.start() installs
+    signal.signal(signal.SIGTERM, guard)  # until then
     print("Your deployments are being served: " + ", ".join(f"{d.flow_name}/{d.name}" for d in deployments),
           flush=True)
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:
         logger.info("interrupted, shutting down")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
 
 
 if __name__ == "__main__":
