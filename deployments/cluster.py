@@ -442,7 +442,9 @@ def setup_cmd(search_node: bool = typer.Option(False, "--search-node/--no-search
 
 @cluster_app.command("down")
 def down_cmd(home: Path | None = HomeOpt,
-             grace: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL per process")) -> None:
+             grace: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL per process"),
+             purge: bool = typer.Option(False, "--purge", help="Also delete the cluster's state: databases, "
+                                                                "artifacts, logs, secrets (the dock home stays)")) -> None:
     """Stop workers, Dask, the servers and PostgreSQL by pid; leaves no process behind. SIGTERM waits for it."""
     c = Cluster(home)
     if not c.config:
@@ -456,6 +458,12 @@ def down_cmd(home: Path | None = HomeOpt,
         for s, h in old.items():
             signal.signal(s, h)
     typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    if purge:
+        import shutil
+
+        shutil.rmtree(c.config["pg_root"], ignore_errors=True)  # may live outside the state dir (root)
+        shutil.rmtree(c.state, ignore_errors=True)
+        typer.echo(f"purged {c.state} and {c.config['pg_root']}")
 
 
 @cluster_app.command("status")

@@ -196,19 +196,24 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                "ports": {"prefect": prefect_port, "mlflow": mlflow_port, "postgres": pg_port}}
     finally:
         pids = _recorded_pids(home / "cluster")
-        down = run_cli("down", "--home", str(home), "--grace", "5")
+        down = run_cli("down", "--home", str(home), "--grace", "5", "--purge")
         print(down.stdout, down.stderr)
         left = [p for p in pids if _alive(p)]
         assert not left, f"processes left after `cluster down`: {left}"
-        status = run_cli("status", "--home", str(home))
-        assert status.returncode == 3 and "running" not in status.stdout, status.stdout  # PostgreSQL too
+        assert down.returncode == 0 and not (home / "cluster").exists(), down.stdout + down.stderr
 
 
 def _recorded_pids(state: Path) -> list[int]:
-    """Every pid the cluster started (pid files) plus their descendants now, to check `down` leaves none."""
+    """Every pid the cluster started (pid files, PostgreSQL's postmaster) plus their descendants now, to check
+    `down` leaves none."""
     import psutil
 
     pids: list[int] = []
+    try:
+        pg_root = Path(json.loads((state / "cluster.json").read_text())["pg_root"])
+        pids.append(int((pg_root / "data" / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, KeyError, IndexError):
+        pass
     for f in (state / "pids").glob("*.pid"):
         try:
             proc = psutil.Process(int(json.loads(f.read_text())["pid"]))
