@@ -11,6 +11,7 @@ fits several reusers per user); the shares and ratios of each row are computed o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Sequence
 
@@ -31,7 +32,7 @@ __all__ = ["LABEL_BUDGETS", "AUTO_USERS", "fit_label_aware", "evaluate_labelled"
 logger = logging.getLogger(__name__)
 
 LABEL_BUDGETS = (5, 20, 100)
-AUTO_USERS = 30
+AUTO_USERS = int(os.environ.get("LWDOCK_BENCH_AUTO_USERS", "30"))  # auto fits several reusers per user
 
 
 def _n_classes(semantic: dict[str, Any]) -> int | None:
