@@ -41,7 +41,7 @@ def check_array(
     if hasattr(X, "detach"):  # torch tensor
         X = X.detach().cpu().numpy()
     try:
-        arr = np.asarray(X, dtype=dtype)
+        arr: NDArray[Any] = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise LwdockError(
             f"{name} must be numeric (array, DataFrame or tensor); converting it to {np.dtype(dtype).name} "

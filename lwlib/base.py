@@ -6,7 +6,7 @@ explicit keywords and only stores them; learned state lives in ``*_`` attributes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sklearn.base import BaseEstimator, clone
 
@@ -16,4 +16,4 @@ __all__ = ["LwEstimator", "clone"]
 class LwEstimator(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hints
     """Base of every lwlib estimator (stat specs, reusers, searchers)."""
 
-    _parameter_constraints: dict[str, Any] = {}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {}

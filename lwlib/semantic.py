@@ -319,8 +319,8 @@ class SemanticSpec(BaseModel):
                     raise _fail("semantic_bad_value", f"{key} must be a list of tags; got {_show(values)}.",
                                 key=key)
             fields[_FIELD_OF_KEY[key]] = values
-        fields["input"] = IOSpec.from_reference(d.get("Input"), key="Input")
-        fields["output"] = IOSpec.from_reference(d.get("Output"), key="Output")
+        fields["input"] = IOSpec.from_reference(d.get("Input"), key="Input")  # type: ignore[arg-type]  # None is allowed
+        fields["output"] = IOSpec.from_reference(d.get("Output"), key="Output")  # type: ignore[arg-type]
         return cls(**fields)
 
     def to_reference(self) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def _read_exact(fh: IO[bytes], shape: tuple[int, ...], fortran: bool, dtype: np.
                 name: str) -> NDArray[Any]:
     """Stream exactly ``nbytes`` into one preallocated array (no intermediate copies)."""
     arr = np.empty(nbytes // max(dtype.itemsize, 1), dtype=dtype)
-    view = memoryview(arr.view(np.uint8).reshape(-1)) if nbytes else memoryview(b"")
+    view = memoryview(arr.view(np.uint8).reshape(-1).data) if nbytes else memoryview(b"")
     pos = 0
     try:
         while pos < nbytes:
@@ -344,7 +344,8 @@ def save_table(path: str | os.PathLike[str], X: Any, y: Any = None) -> Path:
     if suffix == ".npy":
         np.save(buf, X_arr, allow_pickle=False)
     elif suffix == ".npz":
-        np.savez(buf, X=X_arr, **({} if y is None else {"y": np.asarray(y)}))
+        arrays: dict[str, Any] = {"X": X_arr} if y is None else {"X": X_arr, "y": np.asarray(y)}
+        np.savez(buf, **arrays)
     else:
         table = X_arr.reshape(X_arr.shape[0], -1) if X_arr.ndim != 1 else X_arr.reshape(-1, 1)
         cols = [f"x{i}" for i in range(table.shape[1])]

@@ -305,7 +305,8 @@ class Catalog:
     def load_spec_payloads(self, ids: Sequence[str] | None = None,
                            spec_type: str | None = None) -> builtins.list[SpecPayload]:
         """All stored specs (optionally only of ``ids`` / one ``spec_type``) in one query, ordered by id."""
-        conds, params = [], []
+        conds: builtins.list[str] = []
+        params: builtins.list[Any] = []
         if ids is not None:
             conds.append("list_contains(?::VARCHAR[], p.learnware_id)")
             params.append(list(ids))
@@ -337,7 +338,8 @@ class Catalog:
         CatalogError
             The selection mixes feature dimensions and ``d`` was not given.
         """
-        conds, params = ["p.spec_type = ?", "p.z IS NOT NULL", "p.beta IS NOT NULL"], [spec_type]
+        conds = ["p.spec_type = ?", "p.z IS NOT NULL", "p.beta IS NOT NULL"]
+        params: builtins.list[Any] = [spec_type]
         if d is not None:
             conds.append("p.d = ?")
             params.append(int(d))

@@ -1,5 +1,7 @@
 """The learnware package format: safe zip extraction, manifest, requirements, opening and packaging."""
 
+from typing import Any
+
 from lwlib.learnware.archive import ArchiveLimits, safe_extract, sha256_file
 from lwlib.learnware.manifest import Manifest, ModelEntry, StatSpecEntry, parse_manifest
 from lwlib.learnware.package import Learnware, open_learnware
@@ -14,7 +16,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # packager pulls in torch/sklearn; import it only when asked for
+def __getattr__(name: str) -> Any:  # packager pulls in torch/sklearn; import it only when asked for
     if name == "package_learnware":
         from lwlib.learnware.packager import package_learnware
 

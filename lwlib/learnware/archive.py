@@ -261,10 +261,11 @@ def read_zip_directory(fh: Any) -> tuple[int, int]:
     zipfile.BadZipFile
         No end-of-central-directory record (not a zip, or truncated).
     """
-    end = zipfile._EndRecData(fh)  # the stdlib's own EOCD (+ zip64) reader; it only seeks and reads ~64 KiB
+    zf: Any = zipfile  # the stdlib's own EOCD (+ zip64) reader, private but stable; it seeks and reads ~64 KiB
+    end = zf._EndRecData(fh)
     if end is None:
         raise zipfile.BadZipFile("no end-of-central-directory record")
-    return int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])
+    return int(end[zf._ECD_ENTRIES_TOTAL]), int(end[zf._ECD_SIZE])
 
 
 def _precheck_directory(fh: Any, limits: ArchiveLimits) -> None:

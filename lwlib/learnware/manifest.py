@@ -179,7 +179,7 @@ def _scan_events(text: str) -> None:
             depth -= 1
         elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MANIFEST_MAX_SCALAR_CHARS:
             raise _bad("manifest_too_long", f"learnware.yaml has a value of {len(event.value)} characters (line "
-                       f"{event.start_mark.line + 1}); at most {MANIFEST_MAX_SCALAR_CHARS} are allowed.")
+                       f"{event.start_mark.line + 1 if event.start_mark else '?'}); at most {MANIFEST_MAX_SCALAR_CHARS} are allowed.")
 
 
 def _load_yaml(text: str) -> Any:

@@ -166,7 +166,7 @@ def _torch_artifacts(model: Any, X: np.ndarray, input_shape: tuple[int, ...]) ->
             example = torch.zeros((2,) + input_shape, dtype=torch.float32)  # no training rows inside the file
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                traced = torch.jit.trace(model, example, _store_inputs=False)
+                traced = torch.jit.trace(model, example, _store_inputs=False)  # type: ignore[no-untyped-call]
                 buf_ts = io.BytesIO()
                 torch.jit.save(traced, buf_ts)
         buf_sd = io.BytesIO()

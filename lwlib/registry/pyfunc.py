@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class _RuntimeHost:
         from lwlib.runtime import Runtime
 
         lw = open_learnware(Path(zip_path), self.workdir / key)
-        model = self.stack.enter_context(Runtime.open(lw, mode=self.mode, envs=self.envs, hide=(self.home,)))
+        model = self.stack.enter_context(Runtime.open(lw, mode=self.mode, envs=self.envs,  # type: ignore[arg-type]
+                                                      hide=(self.home,)))
         spec = next(iter(lw.stat_specs.values()), None) if getattr(lw, "stat_specs", None) else None
         logger.info("pyfunc opened learnware %s in a %s runtime", lw.id[:12], self.mode)
         return _Member(lw.id, model, spec)
@@ -96,7 +97,7 @@ class _RuntimeHost:
         self._finalizer()
 
 
-class LearnwarePyfunc(PythonModel):  # type: ignore[misc]  # mlflow's base is untyped
+class LearnwarePyfunc(PythonModel):
     """Pyfunc for one learnware: artifact ``learnware`` is its zip; ``predict`` runs it in its runtime.
 
     The runtime mode comes from the model config key ``runtime_mode`` (default ``"auto"``), so a deployment
@@ -121,7 +122,7 @@ class LearnwarePyfunc(PythonModel):  # type: ignore[misc]  # mlflow's base is un
             host.close()
 
 
-class SolutionPyfunc(PythonModel):  # type: ignore[misc]
+class SolutionPyfunc(PythonModel):
     """Pyfunc for a deployed reuse solution: several learnware zips, a JSON recipe and our fitted parts.
 
     Artifacts: ``solution`` (JSON from ``reuser.to_solution()``), ``lw-<sha256>`` per learnware zip, and
@@ -143,7 +144,7 @@ class SolutionPyfunc(PythonModel):  # type: ignore[misc]
             self._parts = dict(joblib.load(arts[PARTS_ARTIFACT]))
         self._host = _RuntimeHost(str(config.get("runtime_mode", "auto")))
         keys = sorted(k for k in arts if k.startswith(_MEMBER_PREFIX))
-        self._members = [self._host.open(arts[k], k) for k in keys]
+        self._members: list[Any] = [self._host.open(arts[k], k) for k in keys]
         maps = self._parts.pop("column_maps", None)  # cross-feature-space solutions (lwlib.deployment.COLUMN_MAPS_PART)
         if maps:
             from lwlib.reuse.hetero import HeteroLearnware

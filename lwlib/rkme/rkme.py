@@ -70,7 +70,7 @@ def clean_table(X: Any) -> NDArray[np.float64]:
         X[bad] = np.nan
         means = np.nanmean(X, axis=0)
         X = np.where(bad, means[None, :], X)
-    return X
+    return np.asarray(X, dtype=np.float64)
 
 
 def _data_terms(Z: torch.Tensor, X: torch.Tensor, x2: torch.Tensor, gamma: float,
@@ -232,8 +232,8 @@ class RKMETableSpec(BaseStatSpec):
         X = clean_table(X)
         n, d = X.shape
         gamma = float(self.gamma)
-        self._json_type = None
-        self._json_gamma = None
+        self._json_type: str | None = None
+        self._json_gamma: int | float | None = None
         if not self.reduce:
             self.z_, self.beta_ = X, np.full(n, 1.0 / n)
             self.objective_history_: list[float] = []
@@ -318,7 +318,7 @@ class RKMETableSpec(BaseStatSpec):
         g = self.gamma_ if gamma is None else float(gamma)
         self_term = self.inner_product(self, g)
         if hasattr(other, "z_"):
-            return max(0.0, self_term - 2.0 * self.inner_product(other, g) + other.inner_product(other, g))
+            return float(max(0.0, self_term - 2.0 * self.inner_product(other, g) + other.inner_product(other, g)))
         X = torch.from_numpy(clean_table(other))
         self._check_same_space(int(X.shape[1]))
         x2 = (X * X).sum(1)
