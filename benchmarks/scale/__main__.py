@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.scale.market import D, make_query, make_specs, synthetic_id, write_market
+from benchmarks.scale.market import D, make_query, market_means, synthetic_id, write_market
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -225,7 +225,7 @@ def _loaded(home: Path) -> int:
 def run_size(n: int, base: Path, *, runs: int, queries: int, seed: int) -> dict[str, Any]:
     home = base / f"n{n}"
     built = _build(home, n, seed)
-    means, _, _ = make_specs(n, seed)
+    means = market_means(n, seed)
     rng = np.random.default_rng(seed + 1)
     pairs = [make_query(means, rng) for _ in range(queries)]
     qs = [p[1] for p in pairs]

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SYNTHETIC_REGISTRY", "K", "D", "make_specs", "write_market", "synthetic_id", "make_query"]
+__all__ = ["SYNTHETIC_REGISTRY", "K", "D", "BATCH", "make_specs", "market_means", "write_market", "synthetic_id",
+           "make_query"]
 
 SYNTHETIC_REGISTRY = "lwdock-synthetic"
 MARKER_FILE = ".lwdock-synthetic-market"
 K, D, GAMMA = 100, 20, 0.1
+BATCH = 10_000  # rows per bulk insert; also fixes which random stream each learnware is drawn from
 _SCENARIOS = ("Business", "Financial", "Health", "Nature", "Education", "Industry")
 
 
@@ -47,6 +49,11 @@ def make_specs(n: int, seed: int = 0, start: int = 0) -> tuple[np.ndarray, np.nd
         Z[s:e] = means[s:e, None, :] + rng.normal(size=(e - s, K, D))
         B[s:e] = rng.dirichlet(np.ones(K), size=e - s)
     return means, Z, B
+
+
+def market_means(n: int, seed: int = 0, batch: int = BATCH) -> np.ndarray:
+    """Blob centres of learnwares 0 … n−1 exactly as :func:`write_market` drew them (batch by batch)."""
+    return np.concatenate([make_specs(min(batch, n - s), seed, s)[0] for s in range(0, n, batch)])
 
 
 def make_query(means: np.ndarray, rng: np.random.Generator, n_rows: int = 300) -> tuple[int, np.ndarray]:
@@ -96,7 +103,7 @@ def _arrow_batch(start: int, n: int, seed: int, t0: np.datetime64) -> tuple[Any,
     return lw, sp
 
 
-def write_market(home: Path, n: int, *, seed: int = 0, start: int = 0, batch: int = 10_000) -> Path:
+def write_market(home: Path, n: int, *, seed: int = 0, start: int = 0, batch: int = BATCH) -> Path:
     """Append synthetic learnwares ``start … start+n-1`` to the catalog of ``home`` (created and marked here).
 
     Raises

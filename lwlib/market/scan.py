@@ -31,6 +31,7 @@ RECORD_COLUMNS = ("id", "name", "status", "data_type", "task_type", "library_typ
                   "registry_version", "created_at", "has_semantic")
 
 READ_RETRY_SECONDS = 30.0  # a reader waits this long for a writer before giving up (a write lasts < 1 s)
+_BY_ID = 2_000  # up to this many ids, spec rows are selected by id rather than by scanning their type
 
 
 def fold_type(spec_type: str) -> str:
@@ -173,15 +174,22 @@ def stream_spec_arrays(cat: Any, spec_type: str, d: int, ids: NDArray[Any], *, b
     preallocated arrays keeps the peak near the arrays themselves; DuckDB's buffer cache is capped for this read.
     """
     n = int(ids.shape[0])
-    cat._con.execute(f"SET memory_limit = '{memory_limit}'")  # noqa: SLF001 - this read-only connection only
-    kmax = int(_sql(cat, "SELECT coalesce(max(k), 0) AS k FROM spec_payloads WHERE spec_type = ? AND d = ? "
-                         "AND z IS NOT NULL AND beta IS NOT NULL", [spec_type, int(d)])["k"][0])
+    few = n <= _BY_ID  # a few ids (an incremental update): select them, do not scan the spec type
+    where, params = "spec_type = ? AND d = ? AND z IS NOT NULL AND beta IS NOT NULL", [spec_type, int(d)]
+    if n == 1:  # the hook's common case: a primary-key lookup
+        where += " AND learnware_id = ?"
+        params.append(ids[0].decode())
+    elif few:
+        where += " AND learnware_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append([i.decode() for i in ids.tolist()])
+    else:
+        cat._con.execute(f"SET memory_limit = '{memory_limit}'")  # noqa: SLF001 - this read-only connection only
+    kmax = int(_sql(cat, f"SELECT coalesce(max(k), 0) AS k FROM spec_payloads WHERE {where}", params)["k"][0])
     Z, beta = np.zeros((n, kmax, int(d))), np.zeros((n, kmax))
     order = np.argsort(ids)
     sorted_ids = ids[order]
-    reader = cat._con.sql(  # noqa: SLF001
-        "SELECT learnware_id, k, z, beta FROM spec_payloads WHERE spec_type = ? AND d = ? AND z IS NOT NULL "
-        "AND beta IS NOT NULL", params=[spec_type, int(d)]).to_arrow_reader(batch_rows)
+    reader = cat._con.sql(f"SELECT learnware_id, k, z, beta FROM spec_payloads WHERE {where}",  # noqa: SLF001
+                          params=params).to_arrow_reader(batch_rows)
     for batch in reader:
         got = np.asarray(batch.column("learnware_id").to_numpy(zero_copy_only=False)).astype("S64")
         pos = np.minimum(np.searchsorted(sorted_ids, got), max(n - 1, 0))

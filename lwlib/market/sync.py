@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["IndexUpdate", "sync_index", "update_index", "rebuild_index"]
 
-_FEW_IDS = 2_000  # below this many ids, load their specs by id; above, scan the spec type and select
 
 
 @dataclass
@@ -265,41 +264,20 @@ def _find_live(store: IndexStore, old: dict[str, dict[str, Any]], lid: str) -> t
 
 def _load_specs(cat: Any, d: int, ids: list[str], stored_types: dict[str, list[str]]
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Padded (Z, beta) of ``ids`` in that order: a few by id, many streamed (bounded memory) per spec type."""
-    if len(ids) > _FEW_IDS:
-        want = np.asarray(ids, dtype="S64")
-        arrays = []
-        for t, t_ids in stored_types.items():
-            if not t_ids:
-                continue
+    """Padded (Z, beta) of ``ids`` in that order, streamed per stored spec type (a few ids are selected by id)."""
+    want = np.asarray(ids, dtype="S64")
+    arrays = []
+    for t, t_ids in stored_types.items():
+        if t_ids:
             Zt, bt = stream_spec_arrays(cat, t, d, want)
             arrays.append((Zt, bt, _member(want, np.asarray(t_ids, dtype="S64"))))
-        if len(arrays) == 1:
-            return arrays[0][0], arrays[0][1]
-        kmax = max(a[0].shape[1] for a in arrays)
-        Z, beta = np.zeros((len(ids), kmax, d)), np.zeros((len(ids), kmax))
-        for Zt, bt, mask in arrays:
-            Z[mask, :Zt.shape[1]] = Zt[mask]
-            beta[mask, :bt.shape[1]] = bt[mask]
-        return Z, beta
-    parts = [cat.load_spec_stack(t, d=d, ids=t_ids, status=None) for t, t_ids in stored_types.items() if t_ids]
-    kmax = max(int(p.Z.shape[1]) for p in parts)
-    want = np.asarray(ids, dtype="S64")
-    if len(parts) == 1 and parts[0].Z.shape[0] == len(ids):  # the common case: one gather, one copy
-        src = np.asarray(parts[0].ids, dtype="S64")
-        srt = np.argsort(src)
-        take = srt[np.minimum(np.searchsorted(src[srt], want), len(src) - 1)]
-        if np.array_equal(src[take], want):
-            return parts[0].Z[take], parts[0].beta[take]
-    order = np.argsort(want)
+    if len(arrays) == 1 and bool(arrays[0][2].all()):
+        return arrays[0][0], arrays[0][1]
+    kmax = max(a[0].shape[1] for a in arrays)
     Z, beta = np.zeros((len(ids), kmax, d)), np.zeros((len(ids), kmax))
-    for p in parts:
-        src = np.asarray(p.ids, dtype="S64")
-        pos = np.minimum(np.searchsorted(want[order], src), len(ids) - 1)
-        ok = want[order][pos] == src
-        dest = order[pos[ok]]
-        Z[dest, :p.Z.shape[1]] = p.Z[ok]
-        beta[dest, :p.beta.shape[1]] = p.beta[ok]
+    for Zt, bt, mask in arrays:  # a learnware's chosen spec type decides which stream its row comes from
+        Z[mask, :Zt.shape[1]] = Zt[mask]
+        beta[mask, :bt.shape[1]] = bt[mask]
     return Z, beta
 
 
