@@ -398,7 +398,7 @@ def up_cmd(home: Path | None = HomeOpt,
         typer.echo(f"error: cluster up stopped ({exc or 'interrupted'}); stopping what this call started: "
                    f"{', '.join(started) or 'nothing'}", err=True)
         _quiet_down(c, started)
-        raise typer.Exit(1 if isinstance(exc, ClusterError) else 143)
+        raise typer.Exit(1 if isinstance(exc, ClusterError) else 143) from None
     typer.echo(f"cluster up in {timings['total']:.1f} s; env file {c.env_path} (0600):")
     for line in c.env_path.read_text().splitlines()[1:]:
         typer.echo("  " + (line.split("=", 1)[0] + "=<secret>" if "AUTH_STRING" in line else line))
@@ -436,7 +436,7 @@ def setup_cmd(search_node: bool = typer.Option(False, "--search-node/--no-search
         deploy({**os.environ, "LWDOCK_REPO": os.environ.get("LWDOCK_REPO", str(REPO))}, log, search_node)
     except ClusterError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     typer.echo(f"prepared {api}: pool {POOL}, limit {CATALOG_LIMIT}, crash automations, deployments; {mlflow_url}")
 
 

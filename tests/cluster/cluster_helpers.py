@@ -174,8 +174,9 @@ def require_selected(config: pytest.Config) -> None:
                     "(pytest -m cluster tests/cluster)")
 
 
-@pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="session", name="cluster")
+def cluster_fixture(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running cluster: ``{"home", "state", "env", "up_s", "ports"}``; `down` in the finally."""
     require_selected(request.config)
     reason = _postgres_missing()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from cluster_helpers import REPO, kill_worker, make_zips, prefect_env, run_cli, wait_runs
-from cluster_helpers import cluster  # noqa: F401  (the session fixture)
+from cluster_helpers import cluster_fixture  # noqa: F401  (the session fixture `cluster`)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.slow]
 
