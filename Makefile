@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,dev,cluster]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[data,dev,cluster,browser]"
 	touch $(STAMP)
 
 # The checkers run first: ruff over the repo, mypy --strict over the engine (config in pyproject.toml).

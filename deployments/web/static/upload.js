@@ -118,6 +118,8 @@
         if (run.final) {
           if (run.result) {
             showResult(run, run.result === "INVALID" ? null : await learnware(learnwareId, headers));
+          } else {  // Failed or Crashed before the result was published: say so, the run's logs tell why
+            showResult({ result: run.state || "Failed", reason: "no submission result; the run's logs in the Prefect UI say why" }, null);
           }
           return;
         }
