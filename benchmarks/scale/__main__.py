@@ -197,7 +197,7 @@ def _build(home: Path, n: int, seed: int) -> dict[str, Any]:
             return {**done, "reused": True}
         raise RuntimeError(f"{home} holds another synthetic market; use another --workdir")
     load_s: float | None = None
-    if _loaded(home) != n:  # a previous run may have loaded the rows and died while indexing
+    if _loaded(home, n, seed) != n:  # a previous run may have loaded the rows and died while indexing
         t = time.perf_counter()
         write_market(home, n, seed=seed)
         load_s = round(time.perf_counter() - t, 2)
@@ -211,15 +211,20 @@ def _build(home: Path, n: int, seed: int) -> dict[str, Any]:
     return done
 
 
-def _loaded(home: Path) -> int:
-    """Rows already in a synthetic market's catalog (0 when there is none)."""
-    from benchmarks.scale.market import MARKER_FILE
-    from lwlib.catalog import Catalog
+def _loaded(home: Path, n: int, seed: int) -> int:
+    """Learnwares 0 … n−1 already in a synthetic market's catalog; rows a killed run left beyond them are deleted."""
+    from benchmarks.scale.market import MARKER_FILE, delete_rows
+    from lwlib.market.scan import open_read_only, page_ids
 
     if not (home / MARKER_FILE).exists() or not (home / "catalog.duckdb").exists():
         return 0
-    with Catalog.open(home / "catalog.duckdb", read_only=True) as cat:
-        return int(cat.count())
+    with open_read_only(home / "catalog.duckdb") as cat:
+        total, ids = page_ids(cat, limit=10**9)
+    wanted = {synthetic_id(i, seed) for i in range(n)}
+    extra = [i for i in ids if i not in wanted]
+    if extra:
+        delete_rows(home, extra)
+    return total - len(extra)
 
 
 def run_size(n: int, base: Path, *, runs: int, queries: int, seed: int) -> dict[str, Any]:
