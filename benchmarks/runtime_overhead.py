@@ -18,7 +18,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 
 from lwlib.runtime import EnvironmentManager, ModelEntrySpec, Runtime, RuntimeTarget
 

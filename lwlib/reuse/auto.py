@@ -182,7 +182,7 @@ def _without_labels(result: Any, top: str, *, task: str, mixture_gain: float,
         sup = {i: class_support(specs[i]) for i in ids}
         union = frozenset().union(*sup.values())
         if top in sup and sup[top] >= union:  # the top-1 already predicts every class the others do
-            evidence["rule"] = (f"the top-1 predicts every class the other mixture members predict (label-aware "
+            evidence["rule"] = ("the top-1 predicts every class the other mixture members predict (label-aware "
                                 "specs): averaging cannot help; top-1 deployed")
             return AutoChoice("top1", (top,), (1.0,), evidence, tuple(warnings))
     routed = _job_selector_choice(ids, X, predictors, random_state)

@@ -64,19 +64,19 @@ def greedy_selection(outputs: Sequence[NDArray[Any]], y: NDArray[Any], *, task: 
         uniq, inv = np.unique(np.concatenate([L.ravel(), np.asarray(y).ravel()]), return_inverse=True)
         n = L.shape[1]
         Lidx, yidx = inv[: m * n].reshape(m, n), inv[m * n:]
-        O = np.zeros((m, n, uniq.shape[0]))
-        O[np.arange(m)[:, None], np.arange(n)[None, :], Lidx] = 1.0  # one-hot votes
+        onehot = np.zeros((m, n, uniq.shape[0]))
+        onehot[np.arange(m)[:, None], np.arange(n)[None, :], Lidx] = 1.0  # one-hot votes
         votes = np.zeros((n, uniq.shape[0]))
         true_mask = np.zeros((n, uniq.shape[0]), dtype=bool)
         true_mask[np.arange(n), yidx] = True
         for t in range(max_size):  # steps, not points or learnwares: all m candidates are scored at once
-            cand = votes[None] + O  # (m, n, U)
+            cand = votes[None] + onehot  # (m, n, U)
             err = (cand.argmax(axis=2) != yidx[None]).mean(axis=1)
             true_votes = cand[:, true_mask].reshape(m, n)
             other = np.where(true_mask[None], -np.inf, cand).max(axis=2)
             margin = ((true_votes - other) / (t + 1)).mean(axis=1)
             j = np.lexsort((tiebreak, -margin, err))[0]
-            votes += O[j]
+            votes += onehot[j]
             counts[j] += 1
             history[t], errors[t] = counts, err[j]
     else:

@@ -145,8 +145,9 @@ class SemanticSearcher(LwEstimator):
                 and _passes_filters(q, specs[i])]
         if not keep:
             return []
-        names = [(specs[i].name if specs[i] else "") for i in keep]
-        descs = [(specs[i].description if specs[i] else "") for i in keep]
+        kept = [specs[i] for i in keep]
+        names = [s.name if s is not None else "" for s in kept]
+        descs = [s.description if s is not None else "" for s in kept]
         n = len(keep)
         score = np.ones(n)
         matched = np.array(["id" if q.learnware_id else "filter"] * n, dtype=object)

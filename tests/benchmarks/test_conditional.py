@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from benchmarks.labelled_eval import evaluate_labelled, fit_label_aware
@@ -30,6 +29,7 @@ def test_each_users_own_rule_is_the_best_learnware(scenario) -> None:
         assert best_in_market(scenario, user, table)[1] == user.truth_learnwares[0]
 
 
+@pytest.mark.slow
 def test_labels_find_the_rule_where_p_of_x_cannot(scenario) -> None:
     specs = fit_specs(scenario)
     la, _ = fit_label_aware(scenario, specs)
