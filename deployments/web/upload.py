@@ -127,6 +127,9 @@ def upload_router(home: Path, config: ApiConfig, *, max_bytes: int = MAX_BODY_BY
         if length is None or not length.isdigit():
             raise ApiError(411, "length_required", "send the zip with a Content-Length header")
         sem_len = _semantic_length(request, int(length))
+        if int(length) - sem_len > max_bytes:  # refused before a byte is read or stored
+            raise ApiError(413, "upload_too_large", f"the zip is {int(length) - sem_len} bytes; the upload limit "
+                           f"is {max_bytes}")
         stream = request.stream()
         try:
             head = await _read_exactly(stream, sem_len)

@@ -31,7 +31,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # the UI must be told where its API is when the server is not on the default port 4200
         st.start("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                                     str(pport)],
-                 {**env, "PREFECT_UI_API_URL": st.prefect_api, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"})
+                 {**env, "PREFECT_UI_API_URL": st.prefect_api, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+                  # a deployment no runner polls turns NOT_READY in ~20 s (default 60 s), for the "not served" test
+                  "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "2",
+                  "PREFECT_SERVER_SERVICES_FOREMAN_DEPLOYMENT_LAST_POLLED_TIMEOUT_SECONDS": "20"})
         # one worker: four workers importing MLflow at once on a 2-core machine time out and respawn for minutes
         st.start("mlflow-ui", [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
                                "--host", "127.0.0.1", "--port", str(mport), "--workers", "1"], env, cwd=base)
@@ -40,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         st.start("api", [sys.executable, "-m", "deployments.cli", "api", "--home", str(home), "--port", str(aport)],
                  {**served, "LWDOCK_API_TOKEN": TOKEN})
         st.wait("prefect-server", lambda: http_ok(f"{st.prefect_api}/health"), 180)
-        st.start("serve", [sys.executable, "-m", "deployments.serve"], served)
+        st.start("serve", [sys.executable, "-m", "deployments.serve"], {**served, "PREFECT_RUNNER_POLL_FREQUENCY": "3"})
         st.wait("api", lambda: http_ok(f"{st.api}/health"), 120)
         st.wait("serve", lambda: "being served" in st.services["serve"].log.read_text(errors="replace"), 120)
         # the dock's first registry write must not race `mlflow ui` creating the same sqlite store

@@ -11,6 +11,8 @@ import json
 import re
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -240,3 +242,29 @@ def test_upload_page_says_how_to_start_prefect_when_it_is_not_there(browser: Any
         stop(proc)
     assert "no Prefect server is configured" in message and "lwdock serve" in message, message
     assert _stored(home) == set()
+
+
+def test_upload_page_says_the_deployment_is_not_served_once_lwdock_serve_stops(browser: Any, stack: Stack,
+                                                                               page: Any, zips: dict[str, Any]
+                                                                               ) -> None:
+    """Last in the module: it stops `deployments.serve`. The run would wait in Scheduled forever; the page says why."""
+    stop(stack.services["serve"].proc)
+    before, runs = _stored(stack.home), _count_runs(stack)
+    deadline = time.monotonic() + 90  # Prefect marks it NOT_READY after its last-polled timeout (20 s here)
+    answer: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        req = urllib.request.Request(f"{stack.api}/upload/check", data=b"", method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read())
+            if answer.get("code") == "deployment_not_served":
+                break
+        time.sleep(2)
+    assert answer.get("code") == "deployment_not_served", answer
+    _fill_and_send(page, stack, zips["zip"], token=TOKEN)
+    page.locator("#message.error").wait_for()
+    message = page.inner_text("#message")
+    assert "no `lwdock serve` is running" in message and "\n" not in message.strip(), message
+    assert _count_runs(stack) == runs and _stored(stack.home) == before

@@ -152,6 +152,18 @@ def test_a_semantic_length_past_the_body_or_the_limit_is_refused(client: TestCli
     assert _stored(client.home) == []  # type: ignore[attr-defined]
 
 
+def test_a_zip_over_the_limit_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+
+    from deployments.web import upload_router
+
+    app = FastAPI()
+    app.include_router(upload_router(tmp_path, ApiConfig(token=TOKEN), max_bytes=len(ZIP) - 1))
+    r = _send(TestClient(app), b"")
+    assert r.status_code == 413 and r.json()["code"] == "upload_too_large", r.text
+    assert _stored(tmp_path) == []
+
+
 def test_without_prefect_the_answer_says_how_to_start_it_and_nothing_is_stored(client: TestClient) -> None:
     good = json.dumps({"name": "x", "description": "y", "input_dimension": 3, "output_dimension": 2}).encode()
     for r in (client.post("/upload/check", content=good, headers=AUTH), _send(client, good)):
