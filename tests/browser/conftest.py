@@ -58,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def browser() -> Iterator[Any]:
     """Debian's Chromium under Playwright (never a downloaded browser build)."""
     if not CHROMIUM.exists():
-        pytest.skip("no browser: Debian's Chromium is not at /usr/bin/chromium (apt-get install chromium)")
+        pytest.skip(f"no browser: Debian's Chromium is not at {CHROMIUM} (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="playwright is not installed (pip install -e '.[browser]')")
     with sync_api.sync_playwright() as p:
