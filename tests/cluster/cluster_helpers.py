@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +125,17 @@ def kill_worker(state: Path, name: str, ids: list[Any], timeout: float, after_co
         mine = set(re.findall(rf"Worker '{re.escape(name)}' submitting flow run '([0-9a-f-]+)'", text)) & wanted
         states = read_states(list(ids))
         done = sum(1 for s in states.values() if s and s.type.value == "COMPLETED")
-        running = [i for i in mine if states.get(i) and states[i].type.value == "RUNNING"]
-        if running and done >= after_completed:
+        now = datetime.now(timezone.utc)
+        # a run that started Running moments ago still has most of its work ahead: killing now is mid-run
+        fresh = [i for i in mine if states.get(i) and states[i].type.value == "RUNNING"
+                 and (now - states[i].timestamp).total_seconds() < 15]
+        if fresh and done >= after_completed:
             pid = PidFile(state / "pids" / f"{name}.pid").alive()
             assert pid, f"{name} is not running"
             procs.kill_tree(pid)
-            pending = [i for i in mine if states.get(i) and states[i].type.value == "PENDING"]
-            return {"running": running, "pending": pending}
+            after = read_states(list(ids))  # what its processes can no longer finish
+            return {"running": [i for i in mine if after[i].type.value == "RUNNING"],
+                    "pending": [i for i in mine if after[i].type.value == "PENDING"]}
         time.sleep(1)
     raise AssertionError(f"{name} never ran one of the submissions within {timeout:.0f} s")
 
@@ -197,6 +202,10 @@ def cluster_fixture(request: pytest.FixtureRequest,
                "ports": {"prefect": prefect_port, "mlflow": mlflow_port, "postgres": pg_port}}
     finally:
         pids = _recorded_pids(home / "cluster")
+        if (home / "cluster" / "logs").is_dir():  # kept for a failed run's post-mortem; --purge removes the state
+            import shutil
+
+            shutil.copytree(home / "cluster" / "logs", home.parent / "cluster-logs", dirs_exist_ok=True)
         down = run_cli("down", "--home", str(home), "--grace", "5", "--purge")
         print(down.stdout, down.stderr)
         left = [p for p in pids if _alive(p)]

@@ -89,8 +89,8 @@ def test_twenty_submissions_over_two_workers_survive_a_killed_worker(cluster: di
         first_pass_s = time.perf_counter() - t0
         crashed = {rid: s for rid, s in final.items() if s.type.value == "CRASHED"}
         assert not [s for s in final.values() if s.type.value in ("FAILED", "CANCELLED")], final
-        assert set(killed["running"]) <= set(crashed), (killed, crashed)  # never left Running
-        assert crashed, "the killed worker's run should have ended CRASHED"
+        assert killed["running"] or killed["pending"], killed  # the kill left unfinished work behind
+        assert set(killed["running"]) | set(killed["pending"]) <= set(crashed), (killed, crashed)  # not left Running
         assert all("resubmit" in (s.message or "") for s in crashed.values())
         by_worker = _runs_by_worker(state)
         assert by_worker.get("lwdock-worker-1") and by_worker.get("lwdock-worker-2"), by_worker
