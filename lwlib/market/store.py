@@ -41,7 +41,7 @@ __all__ = ["IndexStore", "IndexGroup", "IndexCorruptError", "RowFile", "REFIT_DR
 
 FORMAT = 1
 INDEX_DIR = "search-index"
-REFIT_MAX_ROWS = 2_000  # at or below this many live rows a group is refitted on every change (exact, < 0.5 s)
+REFIT_MAX_ROWS = 500  # at or below this many live rows a group is refitted on every change (exact; ~0.1 s + torch)
 REFIT_DRIFT = 0.10  # refit when live rows changed by more than this share since the kernel was fitted
 ID_BYTES = 64
 _FILES = {"z": np.float64, "beta": np.float64, "self": np.float64, "sketch": np.float32, "live": np.uint8}
