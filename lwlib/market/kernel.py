@@ -115,12 +115,14 @@ class NumpyView:
     betas : ndarray (N, K)
     self_terms : ndarray (N,)
     sketch : ndarray (N, 2D) float32 or None
+    coarse : ndarray (N, 2D') float32 or None
+        A few of the sketch's frequencies (see :func:`lwlib.market.store.coarse_of`), scanned first on big markets.
     """
 
-    def __init__(self, params: KernelParams, Z: NDArray[np.float64], betas: NDArray[np.float64],
-                 self_terms: NDArray[np.float64], sketch: NDArray[np.float32] | None) -> None:
+    def __init__(self, params: KernelParams, Z: Any, betas: Any, self_terms: NDArray[np.float64],
+                 sketch: NDArray[np.float32] | None, *, coarse: NDArray[np.float32] | None = None) -> None:
         self.params = params
-        self.Zs, self.betas, self.self_terms, self.sketch = Z, betas, self_terms, sketch
+        self.Zs, self.betas, self.self_terms, self.sketch, self.coarse = Z, betas, self_terms, sketch, coarse
         self.gamma = float(params.gamma)
         self.mode = params.mode
         self.omega = params.omega

@@ -19,11 +19,14 @@ from numpy.typing import NDArray
 from lwlib.errors import SearchError
 from lwlib.market._pure import pure_search_module
 from lwlib.market.kernel import NumpyView, rbf
+from lwlib.market.store import coarse_of
 from lwlib.market.qp import solve_simplex_qp
 
 __all__ = ["Ranking", "score_rows", "greedy_mixture", "simplex_qp_batch", "mixture_weights", "DEFAULT_SHORTLIST"]
 
 DEFAULT_SHORTLIST = 50  # as lwlib.search.single: exact MMD² for at most this many learnwares ("auto")
+COARSE_MIN_ROWS = 20_000  # above this many candidates, a coarse sketch pass comes first (reads 1/4 of the bytes)
+COARSE_KEEP = 1_000  # candidates the coarse pass keeps for the full sketch (at least 20 × the shortlist)
 _MAX_ENUM = 10
 
 
@@ -77,12 +80,10 @@ def score_rows(view: NumpyView, id_of: Callable[[int], str], rows: NDArray[np.in
     qsk = view.query_sketch(qz, qb) if limit > 0 and rows.size > limit and view.sketch is not None else None
     if qsk is not None and view.sketch is not None:
         qs = qsk.astype(np.float32)
-        if 4 * rows.size > view.sketch.shape[0]:  # one pass over the whole (memory-mapped) sketch, no gather copy
-            prod = (view.sketch @ qs)[rows]
-        else:
-            prod = view.sketch[rows] @ qs
-        approx = np.asarray(view.self_terms[rows], dtype=np.float64) - 2.0 * prod.astype(np.float64)
-        rows = rows[np.argpartition(approx, limit - 1)[:limit]]
+        if view.coarse is not None and view.coarse.shape[1] and rows.size > COARSE_MIN_ROWS:
+            rows = np.sort(_shortlist(view.coarse, view.self_terms, rows, coarse_of(qs[None])[0],
+                                      max(COARSE_KEEP, 20 * limit)))  # sorted: sketch rows are read in order
+        rows = _shortlist(view.sketch, view.self_terms, rows, qs, limit)
     cross = view.cross(qz, qb, rows)
     selfs = np.asarray(view.self_terms[rows], dtype=np.float64)
     d = np.clip(q_self - 2.0 * cross + selfs, 0.0, None)
@@ -91,6 +92,19 @@ def score_rows(view: NumpyView, id_of: Callable[[int], str], rows: NDArray[np.in
     order = order[ok[order]]
     return Ranking(view=view, id_of=id_of, rows=rows[order], mmd2=d[order], cross=cross[order],
                    self_terms=selfs[order], query_self=q_self, n_candidates=n_candidates)
+
+
+def _shortlist(sketch: Any, self_terms: Any, rows: NDArray[np.int64], q: NDArray[np.float32],
+               keep: int) -> NDArray[np.int64]:
+    """The ``keep`` rows with the smallest sketched MMD² (``⟨Φ_i,Φ_i⟩ − 2 sketch_i·q``), unordered."""
+    if rows.size <= keep:
+        return rows
+    if 4 * rows.size > sketch.shape[0]:  # one pass over the whole (memory-mapped) sketch, no gather copy
+        prod = (sketch @ q)[rows]
+    else:
+        prod = sketch[rows] @ q
+    approx = np.asarray(self_terms[rows], dtype=np.float64) - 2.0 * prod.astype(np.float64)
+    return rows[np.argpartition(approx, keep - 1)[:keep]]
 
 
 def mixture_weights(K: Any, c: Any) -> NDArray[np.float64]:

@@ -5,7 +5,7 @@ Layout under ``<home>/search-index/``::
     manifest.json              the commit point (atomic replace): groups, row counts, kernel parameters, stamp
     lock                       writers' exclusive lock (readers never lock)
     <group>.v<N>/              one feature space (spec type, d); N bumps when the group is refitted
-        ids.S64  z.f8  beta.f8  self.f8  sketch.f4  live.u1          append-only row files
+        ids.S64  z.f8  beta.f8  self.f8  sketch.f4  coarse.f4  live.u1     append-only row files
         shift.npy  scale.npy  omega.npy                               the kernel parameters of the fit
 
 Adding learnwares appends rows to the files and then rewrites the manifest, so a reader holding the old
@@ -44,7 +44,24 @@ INDEX_DIR = "search-index"
 REFIT_MAX_ROWS = 500  # at or below this many live rows a group is refitted on every change (exact; ~0.1 s + torch)
 REFIT_DRIFT = 0.10  # refit when live rows changed by more than this share since the kernel was fitted
 ID_BYTES = 64
-_FILES = {"z": np.float64, "beta": np.float64, "self": np.float64, "sketch": np.float32, "live": np.uint8}
+_FILES = {"z": np.float64, "beta": np.float64, "self": np.float64, "sketch": np.float32, "coarse": np.float32,
+          "live": np.uint8}
+COARSE_FREQS = 64  # frequency pairs of the coarse sketch (128 columns): the first pass over a big market
+
+
+def coarse_of(sketch: NDArray[np.float32] | None, freqs: int = COARSE_FREQS) -> NDArray[np.float32]:
+    """The coarse sketch: the first ``freqs`` cos and sin columns, rescaled so dot products estimate the kernel.
+
+    The full sketch is ``[cos ωᵀz | sin ωᵀz] β / √D``; keeping ``freqs`` of the D frequencies and multiplying by
+    ``√(D/freqs)`` keeps ``coarse_i · coarse_q`` an unbiased (noisier) estimate of ``⟨Φ_i, Q⟩``, from a quarter
+    of the bytes: a query scans it first and reads full sketch rows only for its best candidates.
+    """
+    if sketch is None or sketch.shape[1] == 0:
+        return np.zeros((0 if sketch is None else sketch.shape[0], 0), np.float32)
+    D = sketch.shape[1] // 2
+    f = min(freqs, D)
+    cols = np.r_[0:f, D:D + f]
+    return np.ascontiguousarray(sketch[:, cols] * np.float32(np.sqrt(D / f)), dtype=np.float32)
 
 
 class RowFile:
@@ -173,6 +190,7 @@ class IndexStore:
     def load_group(self, g: dict[str, Any]) -> IndexGroup:
         gdir = self.root / g["dir"]
         n, k, d, cols = int(g["n_rows"]), int(g["kmax"]), int(g["d"]), int(g["sketch_cols"])
+        ccols = int(g.get("coarse_cols", 0))
         omega = np.load(gdir / "omega.npy") if cols else None
         shift = np.load(gdir / "shift.npy") if g["standardized"] else None
         scale = np.load(gdir / "scale.npy") if g["standardized"] else None
@@ -182,7 +200,8 @@ class IndexStore:
         view = NumpyView(params, self._map(gdir, "z", np.float64, (n, k, d), rows=True),
                          self._map(gdir, "beta", np.float64, (n, k), rows=True),
                          self._map(gdir, "self", np.float64, (n,)),
-                         self._map(gdir, "sketch", np.float32, (n, cols)) if cols else None)
+                         self._map(gdir, "sketch", np.float32, (n, cols)) if cols else None,
+                         coarse=self._map(gdir, "coarse", np.float32, (n, ccols)) if ccols else None)
         return IndexGroup(g["key"], g["spec_type"], d, k, ids, live, view, int(g["fitted_n"]))
 
     # ------------------------------------------------------------------ writing (callers hold the lock)
@@ -228,7 +247,9 @@ class IndexStore:
         entry = {"key": slug, "dir": gdir.name, "version": version, "spec_type": spec_type, "d": int(d),
                  "kmax": int(beta.shape[1]), "n_rows": 0, "mode": params.mode, "gamma": float(params.gamma),
                  "standardized": params.shift is not None, "fitted_n": int(fitted_n),
-                 "sketch_cols": 0 if sketch is None else int(sketch.shape[1]), "fitted_at": time.time()}
+                 "sketch_cols": 0 if sketch is None else int(sketch.shape[1]),
+                 "coarse_cols": int(coarse_of(sketch[:1] if sketch is not None else None).shape[1]),
+                 "fitted_at": time.time()}
         for name in ("ids", *_FILES):
             (gdir / self._fname(name)).touch()
         return self.append_rows(entry, ids, Zt, beta, selfs, sketch)
@@ -242,6 +263,7 @@ class IndexStore:
         """Append rows (after truncating any tail a crashed writer left); returns the updated entry."""
         gdir, n = self.root / entry["dir"], int(entry["n_rows"])
         k, d, cols = int(entry["kmax"]), int(entry["d"]), int(entry["sketch_cols"])
+        ccols = int(entry.get("coarse_cols", 0))
         m = len(ids)
         if any(len(i) > ID_BYTES for i in ids):
             raise ValueError(f"learnware ids longer than {ID_BYTES} characters cannot be indexed")
@@ -255,6 +277,9 @@ class IndexStore:
                   "self": np.asarray(selfs, dtype=np.float64), "live": np.ones(m, dtype=np.uint8),
                   "sketch": np.zeros((m, 0), np.float32) if sketch is None else np.asarray(sketch, np.float32)}
         row_bytes = {"ids": ID_BYTES, "z": 8 * k * d, "beta": 8 * k, "self": 8, "live": 1, "sketch": 4 * cols}
+        if ccols:
+            arrays["coarse"] = coarse_of(arrays["sketch"])
+            row_bytes["coarse"] = 4 * ccols
         for name, arr in arrays.items():
             path = gdir / self._fname(name)
             with open(path, "r+b") as fh:

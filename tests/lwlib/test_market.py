@@ -337,3 +337,16 @@ def test_streamed_spec_arrays_equal_the_catalogs_stack(market):
     idx = np.array([pos[i] for i in want.tolist()])
     np.testing.assert_array_equal(Z, stack.Z[idx])
     np.testing.assert_array_equal(beta, stack.beta[idx])
+
+
+def test_the_coarse_sketch_pass_keeps_the_best_matches(market, monkeypatch):
+    import lwlib.market.ranking as ranking
+
+    snap = MarketSnapshot.open(market)
+    assert next(iter(snap.groups.values())).view.coarse is not None
+    plain = [snap.search(None, user_X=user_rows(i), shortlist=20, max_mixture=0) for i in (2, 9, 30, 55)]
+    monkeypatch.setattr(ranking, "COARSE_MIN_ROWS", 10)
+    monkeypatch.setattr(ranking, "COARSE_KEEP", 40)  # a coarse pass over 80 rows keeps 40 for the full sketch
+    coarse = [snap.search(None, user_X=user_rows(i), shortlist=20, max_mixture=0) for i in (2, 9, 30, 55)]
+    for a, b in zip(plain, coarse):
+        assert [m.learnware_id for m in a.singles[:5]] == [m.learnware_id for m in b.singles[:5]]
