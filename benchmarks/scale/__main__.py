@@ -235,7 +235,10 @@ def run_size(n: int, base: Path, *, runs: int, queries: int, seed: int) -> dict[
     pairs = [make_query(means, rng) for _ in range(queries)]
     qs = [p[1] for p in pairs]
     np.save(home / "user.npy", qs[0])
-    row: dict[str, Any] = {"n": n, "bulk_load_s": built["bulk_load_s"], "index_build": built["index_build"],
+    from benchmarks.report import machine_stamp
+
+    row: dict[str, Any] = {"n": n, "machine": machine_stamp(), "bulk_load_s": built["bulk_load_s"],
+                           "index_build": built["index_build"],
                            "market_reused": built.get("reused", False)}
     row["incremental"] = measure_updates(home, n)
     row["cli_search"] = _timed_cli(["search", "-d", str(home / "user.npy"), "--home", str(home)], runs)
@@ -319,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", action="store_true", help="keep the synthetic homes")
     ap.add_argument("--submissions", type=int, default=0, help="also time N warm submissions (needs the flows)")
     ap.add_argument("--out", default="scale", help="result file stem under benchmarks/results/")
+    ap.add_argument("--merge", action="store_true", help="keep rows of other sizes already in the result file")
     a = ap.parse_args(argv)
     base = a.workdir or Path(tempfile.mkdtemp(prefix="lwdock-scale-"))
     rows = []
@@ -334,6 +338,12 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.report import write_results
 
     cmd = "python -m benchmarks.scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    previous = RESULTS / f"{a.out}.json"
+    if a.merge and previous.exists():  # keep the other sizes of an earlier run (each row has its own stamp)
+        old = json.loads(previous.read_text())
+        rows = sorted([r for r in old.get("rows", []) if r["n"] not in {x["n"] for x in rows}] + rows,
+                      key=lambda r: r["n"])
+        extra = {**{k: v for k, v in old.items() if k == "submissions"}, **extra}
     write_results(RESULTS, a.out, {"command": cmd, "rows": rows, **extra}, markdown(rows, cmd.strip()))
     print(f"wrote {RESULTS / a.out}.json and .md")
 
