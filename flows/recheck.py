@@ -11,7 +11,13 @@ from tasks._common import get_dock
 from tasks.recheck import recheck_one
 
 
-@flow(name="recheck-market")
+def _recheck_run_name() -> str:
+    from datetime import datetime, timezone
+
+    return "recheck-" + datetime.now(timezone.utc).strftime("%Y-%m-%d-%H%M")
+
+
+@flow(name="recheck-market", flow_run_name=_recheck_run_name)
 def recheck_market(learnware_ids: list[str] | None = None,
                    status: Literal["any", "USABLE", "NONUSABLE"] = "any") -> dict[str, str]:
     """Re-check learnwares; move the `usable` alias and catalog status when one breaks or recovers."""

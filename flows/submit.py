@@ -76,7 +76,7 @@ def _build_and_record(dock: Dock, sub: Submission) -> Submission:
 
 def _publish(result: SubmissionResult) -> SubmissionResult:
     create_markdown_artifact(
-        key="submission", description=f"Submission {result.status.value}",
+        key="submission", description=f"Submission {result.status.value}: {result.name or result.source}"[:200],
         markdown=f"## Learnware submission: **{result.status.value}**\n\n{result.reason}\n\n" + markdown_table(
             ["file", "name", "status", "reason", "registry", "id", "time"], [result.row()])
         + "\n" + markdown_table(["step", "seconds"], [[k, v] for k, v in result.timings.items()]))

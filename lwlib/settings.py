@@ -34,6 +34,7 @@ def configure_process(home: Path | str | None, *, quiet: bool = True) -> Path:
     if quiet:
         import logging
 
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow resets its logger level on import
         for name in ("mlflow", "alembic", "lwlib"):
             logging.getLogger(name).setLevel(logging.WARNING)
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # thread-timeout notices would flood the screen

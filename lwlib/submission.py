@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from numpy.typing import NDArray
 
 from lwlib.check import CheckReport, check_learnware, open_failure_report, runtime_unbuilt
-from lwlib.errors import LwdockError, SemanticSpecError
+from lwlib.errors import InvalidPackageError, LwdockError, SemanticSpecError
 from lwlib.package_store import StoredPackage
 from lwlib.specify import SpecReport, verify_specs
 from lwlib.status import Status
@@ -163,8 +163,14 @@ def validate(dock: Dock, stored: StoredPackage, semantic_spec: SemanticSpec | Ma
 
     inject_fault("validate")
     t0 = time.perf_counter()
-    lw = open_learnware(stored.path, dock.settings.packages_dir, semantic_spec=semantic_spec,
-                        learnware_id=stored.id)
+    try:
+        lw = open_learnware(stored.path, dock.settings.packages_dir, semantic_spec=semantic_spec,
+                            learnware_id=stored.id)
+    except InvalidPackageError as exc:  # the user knows their file by its name, not by its content hash
+        if stored.source_name and stored.id in exc.message:
+            exc.message = exc.message.replace(f"{stored.id}.zip", stored.source_name).replace(stored.id,
+                                                                                               stored.source_name)
+        raise
     if lw.semantic_spec is None:
         raise SemanticSpecError("no semantic specification: pass one with the submission (--semantic FILE) or "
                                 "ship semantic_specification.json in the zip", code="semantic_missing")

@@ -59,6 +59,10 @@ def doctor(repair: bool = typer.Option(False, "--repair", help="Remove leftovers
     report = run_doctor(Dock(Settings(home=h)), repair=repair)
     if repair:
         sync_index(h)
+        from deployments.prefect_server import prefect_api
+
+        with prefect_api(h):  # starting the API marks the runs of killed dock processes Crashed
+            pass
     if as_json:
         print_json(report.to_dict())
     else:
@@ -71,6 +75,45 @@ def doctor(repair: bool = typer.Option(False, "--repair", help="Remove leftovers
                       + ("" if repair or not report.problems else "; run `lwdock doctor --repair` to fix them"))
     if report.problems and not repair:
         raise typer.Exit(EXIT.NOTHING)
+
+
+def serve_model(name: str = typer.Argument(..., metavar="NAME", help="Registered model name (lwdock reuse --register)."),
+                port: int = typer.Option(5001, "--port", min=1, max=65535, help="TCP port to serve on."),
+                host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+                alias: str = typer.Option("usable", "--alias", help="Model alias to serve."),
+                home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
+    """Serve a registered learnware or solution over HTTP (MLflow's scoring server: POST /invocations).
+
+    Sets the tracking URI to this dock's registry and PATH to this environment itself, so the command works as
+    printed from any shell. Bad input gets a 400 with one line.
+    """
+    import subprocess
+    import sys
+
+    h = configure(home, verbose)
+    from lwlib.settings import Settings
+
+    settings = Settings.from_env(h)
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(tracking_uri=settings.mlflow_uri).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        fail(f"no model '{name}' with alias '{alias}' in {settings.mlflow_uri}; `lwdock reuse --register NAME` "
+             "deploys one", EXIT.NOT_FOUND)
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_uri, "LWDOCK_HOME": str(h),
+           "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    console.print(f"serving models:/{show_text(name)}@{show_text(alias)} on http://{host}:{port}/invocations "
+                  "(Ctrl-C stops)")
+    proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "models", "serve", "-m", f"models:/{name}@{alias}",
+                             "--env-manager", "local", "--host", host, "--port", str(port)], env=env)
+    try:
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        raise typer.Exit(EXIT.INTERRUPTED) from None
 
 
 def serve(home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
@@ -159,5 +202,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(api_app, name="api")
     app.command("doctor", epilog=EPILOG)(doctor)
     app.command("serve", epilog=EPILOG)(serve)
+    app.command("serve-model", epilog=EPILOG)(serve_model)
     app.command("ui", epilog=EPILOG)(ui)
     app.command("demo", epilog=EPILOG)(demo)

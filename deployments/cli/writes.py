@@ -6,8 +6,9 @@ User files are checked before Prefect starts, so a typo costs one ``error:`` lin
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -16,6 +17,15 @@ from deployments.cli.common import (EPILOG, EXIT, HomeOpt, ReuserChoice, Runtime
 from deployments.cli.reads import STATUS_STYLE, _resolve, _status
 
 _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+@contextmanager
+def flow_session(home: Path) -> Iterator[None]:
+    """A Prefect API for this command (dies with it, migrated once per home) and runs tagged with our pid."""
+    from deployments.prefect_server import prefect_api, process_tags
+
+    with prefect_api(home), process_tags():
+        yield
 
 
 def _user_file(path: Path, what: str) -> Path:
@@ -47,14 +57,14 @@ def submit(paths: list[Path] = typer.Argument(..., metavar="ZIP...", help="Learn
     spec = read_json_file(semantic, "semantic spec")
     if spec is not None and not isinstance(spec, dict):
         fail(f"semantic spec {semantic} must be a JSON object (reference format), not {type(spec).__name__}")
-    configure(home, verbose)
+    h = configure(home, verbose)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from flows.submit import submit_learnware
 
     results = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with flow_session(h), Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                   MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("submitting", total=len(files))
         for p in files:
             bar.update(task, description=f"submitting {show_text(p.name)}")
@@ -132,7 +142,7 @@ def recheck(ids: Optional[list[str]] = typer.Argument(None, metavar="[ID_OR_NAME
     configure(h, verbose)
     from flows.recheck import recheck_market
 
-    with console.status("re-checking the market..."):
+    with flow_session(h), console.status("re-checking the market..."):
         out = recheck_market(learnware_ids=full)
     from lwlib.market import MarketSnapshot
     from rich.table import Table
@@ -165,10 +175,10 @@ def reuse(data: Path = typer.Option(..., "--data", "-d", metavar="FILE", help="Y
     load_table(data)  # refuse bad data here, in one line, before Prefect starts
     if labels is not None:
         load_table(labels, labelled=True)
-    configure(home, verbose)
+    h = configure(home, verbose)
     from flows.deploy import find_and_reuse
 
-    with console.status("searching and reusing..."):
+    with flow_session(h), console.status("searching and reusing..."):
         res = find_and_reuse(user_data=str(data), requirement=requirement,
                              labelled_data=str(labels) if labels else None, reuser=reuser.value,
                              register_name=register, out_dir=str(out.resolve()) if out else None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from lwlib.status import Status
+from lwlib.text import escape_markdown
 
 if TYPE_CHECKING:
     from lwlib.submission import Submission
@@ -42,8 +43,9 @@ def model_description(sub: Submission) -> str:
     if sem.output is not None:
         dims += f" Output: {sem.output.dimension}."
     status = sub.check.status.value if sub.check is not None else "unchecked"
-    return (f"{sem.name}: {sem.description}".strip()[:2000] + f"\n\n{sem.data_type} {sem.task_type} "
-            f"({sem.library_type}), licence {sem.license}.{dims} Check: {status}.")
+    text = f"{escape_markdown(sem.name)}: {escape_markdown(sem.description, max_chars=2000)}"  # MLflow renders Markdown
+    return (text + f"\n\n{sem.data_type} {sem.task_type} ({sem.library_type}), licence {sem.license}.{dims} "
+            f"Check: {status}.")
 
 
 @dataclass(frozen=True)

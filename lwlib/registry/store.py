@@ -17,6 +17,7 @@ import re
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -181,14 +182,14 @@ class Registry:
     # ------------------------------------------------------------------ runs
     @contextmanager
     def start_submission_run(self, learnware_id: str, params: Mapping[str, Any] | None = None,
-                             *, kind: str = "submit") -> Iterator[SubmissionRun]:
+                             *, kind: str = "submit", label: str | None = None) -> Iterator[SubmissionRun]:
         """A run for one submission or re-check; ends FINISHED, or FAILED if the block raises."""
         try:
             run_tags = {KIND_TAG: kind, "lwdock.subject": learnware_id, PID_TAG: str(os.getpid()),
                         HOST_TAG: socket.gethostname()}
             if _SHA_RE.match(learnware_id):
                 run_tags[SHA_TAG] = learnware_id
-            run = self.client.create_run(self.experiment_id, run_name=f"{kind}-{learnware_id[:12]}", tags=run_tags)
+            run = self.client.create_run(self.experiment_id, run_name=f"{kind}-{label or learnware_id[:12]}", tags=run_tags)
         except MlflowException as exc:
             raise RegistryError(f"Could not start an MLflow run in {self.tracking_uri} ({exc}); check that the "
                                 "store path is writable.", code="registry_run_failed") from exc
@@ -210,9 +211,11 @@ class Registry:
             script = Path(tmp) / "lwdock_model.py"
             script.write_text(model_script(class_name), encoding="utf-8")
             out = Path(tmp) / MODEL_ARTIFACT
-            mlflow.pyfunc.save_model(str(out), python_model=str(script), artifacts=dict(artifacts),
-                                     pip_requirements=list(pip_requirements), model_config=dict(model_config or {}),
-                                     signature=signature)
+            with warnings.catch_warnings():  # an input example would mean running the model here: never
+                warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+                mlflow.pyfunc.save_model(str(out), python_model=str(script), artifacts=dict(artifacts),
+                                         pip_requirements=list(pip_requirements),
+                                         model_config=dict(model_config or {}), signature=signature)
             self.client.log_artifacts(run_id, str(out), MODEL_ARTIFACT)
         return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
 
@@ -241,7 +244,7 @@ class Registry:
 
         payload = submission_payload(sub)
         assert sub.check is not None
-        with self.start_submission_run(sub.id, payload.params) as run:
+        with self.start_submission_run(sub.id, payload.params, label=model_name_for(sub.id, sub.semantic.name)) as run:
             run.log_metrics(payload.metrics)
             run.log_dicts(payload.artifacts)
             name, version = self.register_learnware(
