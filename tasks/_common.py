@@ -52,7 +52,8 @@ def catalog_write_slot() -> AbstractContextManager[None]:
         return nullcontext()
     from prefect.concurrency.sync import concurrency
 
-    return concurrency(name, occupy=1, timeout_seconds=600, strict=True)
+    # a short lease (the server's minimum): a killed holder blocks the other writers for a minute, not five
+    return concurrency(name, occupy=1, timeout_seconds=600, strict=True, lease_duration=60)
 
 
 class _ThreadTimeoutNotice(logging.Filter):

@@ -82,14 +82,11 @@ def serve_model(name: str = typer.Argument(..., metavar="NAME", help="Registered
                 host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
                 alias: str = typer.Option("usable", "--alias", help="Model alias to serve."),
                 home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
-    """Serve a registered learnware or solution over HTTP (MLflow's scoring server: POST /invocations).
+    """Serve a registered learnware or solution over HTTP (MLflow's scoring endpoints: POST /invocations).
 
-    Sets the tracking URI to this dock's registry and PATH to this environment itself, so the command works as
-    printed from any shell. Bad input gets a 400 with one line.
+    The tracking URI is this dock's registry, so the command works as printed from any shell; a request the model
+    cannot take (wrong width) gets a 400 with a one-line message.
     """
-    import subprocess
-    import sys
-
     h = configure(home, verbose)
     from lwlib.settings import Settings
 
@@ -102,18 +99,11 @@ def serve_model(name: str = typer.Argument(..., metavar="NAME", help="Registered
     except MlflowException:
         fail(f"no model '{name}' with alias '{alias}' in {settings.mlflow_uri}; `lwdock reuse --register NAME` "
              "deploys one", EXIT.NOT_FOUND)
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_uri, "LWDOCK_HOME": str(h),
-           "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    from deployments.serve_model import serve_model as run
+
     console.print(f"serving models:/{show_text(name)}@{show_text(alias)} on http://{host}:{port}/invocations "
                   "(Ctrl-C stops)")
-    proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "models", "serve", "-m", f"models:/{name}@{alias}",
-                             "--env-manager", "local", "--host", host, "--port", str(port)], env=env)
-    try:
-        raise typer.Exit(proc.wait())
-    except KeyboardInterrupt:
-        proc.terminate()
-        raise typer.Exit(EXIT.INTERRUPTED) from None
+    run(f"models:/{name}@{alias}", settings.mlflow_uri, host=host, port=port)
 
 
 def serve(home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:

@@ -319,15 +319,17 @@ class Registry:
                                                      "weights": list(outcome.weights),
                                                      "evidence": dict(getattr(outcome, "evidence", {}) or {}),
                                                      "warnings": list(getattr(outcome, "warnings", ()) or ())}})
+            n_features = int(dict(search_log.get("params", {})).get("n_features") or 0)
+            signature = tensor_signature(n_features, str(outcome.solution.get("task", ""))) if n_features else None
             rname, version = self.register_solution(name, {k: v for k, v in zips.items() if v is not None},
                                                     outcome.solution, outcome.parts or None, tags,
-                                                    runtime_mode=runtime_mode, run=run)
+                                                    runtime_mode=runtime_mode, run=run, signature=signature)
         return RegistryRef(rname, str(version), f"models:/{rname}/{version}", run.run_id)
 
     def register_solution(self, name: str, zips: Mapping[str, str | Path] | Sequence[str | Path],
                           solution_json: Mapping[str, Any], parts: Mapping[str, Any] | None = None,
                           tags: Mapping[str, Any] | None = None, *, runtime_mode: str = "auto",
-                          run: SubmissionRun | None = None,
+                          run: SubmissionRun | None = None, signature: Any = None,
                           pip_requirements: Sequence[str] = DEFAULT_PIP_REQUIREMENTS) -> tuple[str, str]:
         """Register a reuse solution (learnware zips + recipe JSON + our own fitted parts) as a pyfunc version.
 
@@ -358,7 +360,7 @@ class Registry:
                 with nullcontext(run) if run else self.start_submission_run(
                         name, {"solution_kind": solution_json.get("kind")}, kind="deploy") as r:
                     source = self._log_pyfunc(r.run_id, "SolutionPyfunc", arts, pip_requirements,
-                                              {"runtime_mode": runtime_mode})
+                                              {"runtime_mode": runtime_mode}, signature)
                     version = self._create_version(name, source, r.run_id, all_tags, description)
             except MlflowException as exc:
                 raise RegistryError(f"Registering solution {name} failed ({exc}).",
@@ -481,25 +483,32 @@ class Registry:
         except MlflowException as exc:
             raise RegistryError(f"{name} has no version with alias '{alias}' ({exc}); register it or re-check it.",
                                 code="registry_no_alias") from exc
-        return mlflow.pyfunc.load_model(self.client.get_model_version_download_uri(name, str(mv.version)))
+        uri = self.client.get_model_version_download_uri(name, str(mv.version))
+        local = tempfile.mkdtemp(prefix="lwdock-model-")  # through this registry's server, not a global URI
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=local, tracking_uri=self.tracking_uri)
+        return mlflow.pyfunc.load_model(path)
 
 
-def learnware_signature(sub: Submission) -> Any:
-    """The served model's contract: a float64 tensor of ``(-1, Input.Dimension)`` in, the task's output out.
+def tensor_signature(n_features: int, task: str, n_outputs: int | None = None) -> Any:
+    """A served model's contract: a float64 tensor of ``(-1, n_features)`` in, the task's output out.
 
     MLflow checks requests against it, so a wrong width gets a 400 with one line instead of a stack trace.
     """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    sem = sub.semantic
-    dims = sub.spec.n_features if sem.input is None else sem.input.dimension
-    inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, int(dims)), name="X")])
-    out_dim = sem.output.dimension if sem.output is not None else None
-    shape: tuple[int, ...] = (-1,) if sem.task_type == "Classification" or not out_dim or out_dim == 1 else \
-        (-1, int(out_dim))
+    inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, int(n_features)), name="X")])
+    classify = task.lower() == "classification"
+    shape: tuple[int, ...] = (-1,) if classify or not n_outputs or n_outputs == 1 else (-1, int(n_outputs))
     outputs = Schema([TensorSpec(np.dtype(np.float64), shape, name="y")])
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def learnware_signature(sub: Submission) -> Any:
+    """The contract of a registered learnware, from its semantic spec (Input.Dimension, Task, Output)."""
+    sem = sub.semantic
+    dims = sub.spec.n_features if sem.input is None else sem.input.dimension
+    return tensor_signature(dims, sem.task_type, sem.output.dimension if sem.output is not None else None)
 
 
 def _json_default(obj: Any) -> Any:

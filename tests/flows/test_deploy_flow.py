@@ -160,3 +160,60 @@ def test_labelled_requirement_uses_the_labels_and_records_the_weights_it_deploys
     assert params["weights"] == ",".join(f"{w:.4f}" for w in out.weights)
     assert params["learnwares"] == ",".join(out.learnware_ids) and params["n_labels"] == "20"
     assert version.description  # a registered solution says what it is
+
+
+def test_serve_model_serves_a_solution_as_printed_and_refuses_bad_input_in_one_line(market: dict) -> None:
+    """`lwdock serve-model NAME` sets the tracking URI and PATH itself; a wrong width is a 400 with one message."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from flows.deploy import find_and_reuse
+
+    X, y = market["X"], market["y"]
+    mask = np.isin(y, GROUPS[3])
+    find_and_reuse(user_data=str(save_table(market["root"] / "user5.npy", X[mask])), reuser="top1",
+                   register_name="served-sol")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("MLFLOW_TRACKING_URI", "PATH")}
+    env["PATH"] = "/usr/bin:/bin"  # the command must find mlflow/uvicorn itself
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("lwdock")), "serve-model", "served-sol", "--port",
+                             str(port), "--home", str(market["home"])], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(rows: list[list[float]]) -> tuple[int, dict]:
+        req = urllib.request.Request(f"{url}/invocations", data=json.dumps({"inputs": rows}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                time.sleep(1)
+        status, body = post([[1.0, 2.0, 3.0]])
+        assert status == 400 and "\n" not in body["message"] and "stack_trace" not in body
+        assert body["message"] == "input of shape (1, 3) does not match the model's input shape (-1, 64)"
+        status, body = post(X[mask][:5].tolist())
+        assert status == 200 and len(body["predictions"]) == 5
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
