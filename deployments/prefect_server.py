@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from lwlib.locks import file_lock
+from lwlib.locks import file_lock, is_locked, process_alive
 
 __all__ = ["prefect_api", "process_tags", "crash_stale_runs", "PID_TAG_PREFIX", "HOST_TAG_PREFIX"]
 
@@ -64,16 +64,6 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # ------------------------------------------------------------------------------------------------ supervisor side
 def _server_argv(port: int) -> list[str]:
     import prefect
@@ -84,15 +74,8 @@ def _server_argv(port: int) -> list[str]:
 
 
 def _idle(prefect_home: Path) -> bool:
-    """No command holds a lease (an exclusive lock on the lease file can be taken)."""
-    fd = os.open(prefect_home / LEASE_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    """No command holds a lease on this home's API."""
+    return not is_locked(prefect_home / LEASE_FILE)
 
 
 def supervise(prefect_home: Path, port: int, idle_s: float) -> int:
@@ -143,7 +126,7 @@ def _running(prefect_home: Path) -> str | None:
     except (OSError, ValueError):
         return None
     url, pid = state.get("url"), state.get("supervisor")
-    if isinstance(url, str) and isinstance(pid, int) and _alive(pid) and _healthy(url):
+    if isinstance(url, str) and isinstance(pid, int) and process_alive(pid) and _healthy(url):
         return url
     return None
 
@@ -247,7 +230,7 @@ async def _crash_stale_runs() -> list[str]:
             pids = [t[len(PID_TAG_PREFIX):] for t in tags if t.startswith(PID_TAG_PREFIX)]
             if not pids or f"{HOST_TAG_PREFIX}{host}" not in tags or not pids[0].isdigit():
                 continue
-            if not _alive(int(pids[0])):
+            if not process_alive(int(pids[0])):
                 await client.set_flow_run_state(run.id, Crashed(message=f"the dock process {pids[0]} that ran "
                                                                          "this flow is gone (killed)"), force=True)
                 crashed.append(str(run.id))

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from lwlib.errors import LwdockError
 
-__all__ = ["BusyError", "LockDir", "file_lock"]
+__all__ = ["BusyError", "LockDir", "file_lock", "is_locked", "process_alive"]
 
 
 class BusyError(LwdockError):
@@ -50,6 +50,31 @@ def file_lock(path: Path, *, timeout_s: float = 600.0, poll_s: float = 0.05, wha
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def is_locked(path: Path) -> bool:
+    """Whether some live process holds any ``flock`` (shared or exclusive) on ``path``."""
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (for runs and leases left by a killed process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LockDir:
     """Named locks under one folder (``<home>/locks``)."""
 
@@ -66,14 +91,4 @@ class LockDir:
 
     def is_held(self, learnware_id: str) -> bool:
         """Whether some live process holds this content id's lock (an in-flight submission: not an orphan)."""
-        path = self.root / f"lw-{learnware_id}.lock"
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
+        return is_locked(self.root / f"lw-{learnware_id}.lock")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import socket
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lwlib.check import CheckReport
+from lwlib.locks import process_alive
 from lwlib.status import Status
 
 if TYPE_CHECKING:
@@ -98,16 +98,6 @@ class DoctorReport:
         return dict(self.__dict__)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def doctor(dock: Dock, *, repair: bool = False) -> DoctorReport:
     """Find (and with ``repair`` fix) leftovers across the package store, the catalog and the registry."""
     report = DoctorReport(repaired=repair)
@@ -136,7 +126,7 @@ def doctor(dock: Dock, *, repair: bool = False) -> DoctorReport:
     host = socket.gethostname()
     for run in dock.registry.running_runs():
         pid, run_host = run.get("pid"), run.get("host")
-        if pid and pid.isdigit() and run_host == host and not _pid_alive(int(pid)):
+        if pid and pid.isdigit() and run_host == host and not process_alive(int(pid)):
             report.stale_mlflow_runs.append(str(run["run_id"]))
     if repair:
         _repair(dock, report, registered, catalog_rows)
