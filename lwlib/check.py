@@ -112,7 +112,8 @@ def _expect_shapes(learnware: Any, input_shape: tuple[int, ...] | None,
         return (f"model input_shape {tuple(input_shape)} does not match the semantic Input.Dimension "
                 f"{sem.input.dimension}; fix the model's input_shape or the semantic spec")
     spec = _table_spec(learnware)
-    if sem.data_type == "Table" and spec is not None and input_shape is not None and int(np.prod(input_shape)) != spec.z_.shape[1]:
+    if (sem.data_type == "Table" and spec is not None and input_shape is not None
+            and int(np.prod(input_shape)) != spec.z_.shape[1]):
         return f"model input_shape {tuple(input_shape)} does not match the RKME dimension {spec.z_.shape[1]}"
     if sem.output is not None and output_shape is not None and sem.task_type in ("Classification", "Regression"):
         out = tuple(output_shape)
@@ -138,7 +139,8 @@ def _check_output(learnware: Any, name: str, X: np.ndarray, y: np.ndarray,
         labels = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y
         c = sem.output.dimension
         if (labels < 0).any() or (labels >= c).any() or not np.allclose(labels, np.round(labels)):
-            return f"probe '{name}': predicted labels must be integers in [0, {c}), got values in [{labels.min()}, {labels.max()}]"
+            return (f"probe '{name}': predicted labels must be integers in [0, {c}), got values in "
+                    f"[{labels.min()}, {labels.max()}]")
     return None
 
 

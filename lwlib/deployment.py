@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from lwlib._validation import check_array
 from lwlib.errors import LwdockError, ReuseError
 from lwlib.reuse.auto import ReuserKind
-from lwlib.search import MarketSearcher, SearchResult
+from lwlib.search import SearchResult
 from lwlib.search.requirement import Requirement
 from lwlib.search.searcher import SearchEntry
 from lwlib.status import Status

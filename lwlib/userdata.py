@@ -17,7 +17,8 @@ Bounds are checked *before* anything is allocated, and peak memory stays proport
   becomes 8 bytes of float64). The first row is a **header** when one of its non-empty cells is not a number, or
   when it is exactly ``0,1,…,n-1`` with n ≥ 2 (pandas' default column names; a one-column file whose first value
   is 0 is read as data). An empty first header cell (pandas' unnamed index column, e.g. ``,0,1`` or ``,a,b``)
-  marks the first column as a row index, which is dropped. Ragged rows, empty cells and non-numeric values are refused with their row/column.
+  marks the first column as a row index, which is dropped. Ragged rows, empty cells and non-numeric values are
+  refused with their row/column.
 * every format: no rows or no columns, NaN/±inf, and a width different from ``n_features`` (when the caller knows
   it) are refused.
 """

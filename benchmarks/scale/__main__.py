@@ -147,7 +147,7 @@ def measure_api(home: Path, queries: list[np.ndarray], specs: list[dict[str, Any
                 break
             except OSError:
                 if proc.poll() is not None or time.perf_counter() - t0 > 600:
-                    raise RuntimeError(f"api did not start: {log.read_text()[-2000:]}")
+                    raise RuntimeError(f"api did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.2)
         ready = time.perf_counter() - t0
         post({"rkme": specs[0]})  # warm

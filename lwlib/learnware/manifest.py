@@ -178,8 +178,9 @@ def _scan_events(text: str) -> None:
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1
         elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MANIFEST_MAX_SCALAR_CHARS:
+            line = event.start_mark.line + 1 if event.start_mark else "?"
             raise _bad("manifest_too_long", f"learnware.yaml has a value of {len(event.value)} characters (line "
-                       f"{event.start_mark.line + 1 if event.start_mark else '?'}); at most {MANIFEST_MAX_SCALAR_CHARS} are allowed.")
+                       f"{line}); at most {MANIFEST_MAX_SCALAR_CHARS} are allowed.")
 
 
 def _load_yaml(text: str) -> Any:

@@ -1,7 +1,8 @@
 """Open a learnware zip into a typed, validated :class:`Learnware` — without running any of its code.
 
 The zip is content-addressed (sha256 of its bytes), extracted safely once into ``workdir/<id>/`` (only after it
-passed every check, so a refused zip leaves nothing there) and reused on later opens; the manifest, statistical specs, semantic spec and requirements are parsed and checked here, while
+passed every check, so a refused zip leaves nothing there) and reused on later opens; the manifest, statistical
+specs, semantic spec and requirements are parsed and checked here, while
 the model module is only required to exist (it is imported later, inside an isolated runtime).
 """
 

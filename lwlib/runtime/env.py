@@ -181,7 +181,8 @@ class EnvironmentManager:
                                  check=False)
         except subprocess.TimeoutExpired:
             raise RuntimeBuildError(f"environment build timed out after {self.build_timeout:g} s during {what}; "
-                                    "raise build_timeout or check the package indexes", code="runtime_build_timeout")
+                                    "raise build_timeout or check the package indexes",
+                                    code="runtime_build_timeout") from None
         if res.returncode != 0:
             named = _named_packages(res.stderr, reqs)
             tail = "\n".join(res.stderr.strip().splitlines()[-8:])

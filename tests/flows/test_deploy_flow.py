@@ -79,7 +79,7 @@ def test_user_from_a_mixture_gets_both_learnwares_and_job_selector_beats_mean_in
     pred = np.load(out.predictions_path).reshape(-1)
     acc = float((pred == y[rows]).mean())
     single_accs = []
-    for i, g in enumerate(GROUPS):  # mean in market: each learnware alone labels only its own classes right
+    for g in GROUPS:  # mean in market: each learnware alone labels only its own classes right
         single_accs.append(float(np.isin(y[rows], g).mean()))
     assert acc > np.mean(single_accs) + 0.2
 
