@@ -90,7 +90,7 @@ class SearchBody(BaseModel):
     data: Optional[list[list[float]]] = Field(None, description="Unlabelled rows, shape (n_samples, n_features)")
     rkme: Optional[dict[str, Any]] = Field(None, description="Your RKME in the reference JSON format, instead of data")
     semantic: Optional[dict[str, Any]] = Field(None, description="Semantic requirement (reference format)")
-    labelled_data: Optional[list[list[float]]] = Field(None, description="A few labelled rows (X)")
+    labelled_data: Optional[list[list[float]]] = Field(None, description="A few labelled rows (X): refine the ranking")
     labels: Optional[list[Any]] = Field(None, description="Their labels (y), one per labelled row")
     top_k: int = Field(10, ge=1, le=1000)
     max_mixture: int = Field(5, ge=0, le=10)
@@ -286,7 +286,12 @@ def create_app(settings: Any = None, config: ApiConfig | None = None) -> FastAPI
             semantic=body.semantic, X=body.data, rkme=rkme_from_dict(body.rkme) if body.rkme is not None else None,
             X_labels=body.labelled_data, y_labels=body.labels)
         snap = market.get()
-        result = snap.search(req, top_k=body.top_k, max_mixture=body.max_mixture)
+        if req.n_labels:  # labels refine the ranking (label-aware specs): the deploying stage's search, torch
+            from lwlib.deployment import search_market
+
+            result = search_market(snap, req, top_k=body.top_k, max_mixture=body.max_mixture)
+        else:
+            result = snap.search(req, top_k=body.top_k, max_mixture=body.max_mixture)
         ids = [m.learnware_id for m in result.singles] + [i for m in result.mixtures for i in m.learnware_ids]
         ids += [m.learnware_id for m in result.semantic[:body.top_k]]
         return {**result.to_dict(), "names": snap.names(list(dict.fromkeys(ids)))}

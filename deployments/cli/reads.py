@@ -139,6 +139,10 @@ def search(data: Optional[Path] = typer.Option(None, "--data", "-d", metavar="FI
                                                help="Your RKME (reference JSON) instead of --data."),
            semantic: Optional[Path] = typer.Option(None, "--semantic", "-s", metavar="FILE",
                                                    help="Semantic requirement JSON (reference format)."),
+           labels: Optional[Path] = typer.Option(None, "--labels", "-l", metavar="FILE",
+                                                 help="A few labelled rows (.npz with X and y, or .csv with y last): "
+                                                      "they refine the ranking (slower: loads the label-aware "
+                                                      "search)."),
            top: int = typer.Option(10, "--top", "-k", min=1, max=1000, metavar="N", help="Single matches to show."),
            max_mixture: int = typer.Option(5, "--max-mixture", min=0, max=10, metavar="N",
                                            help="Largest mixture to look for (0 or 1: none)."),
@@ -155,11 +159,14 @@ def search(data: Optional[Path] = typer.Option(None, "--data", "-d", metavar="FI
     if query is not None and not isinstance(query, dict):
         fail(f"semantic requirement {semantic} must be a JSON object (reference format), not "
              f"{type(query).__name__}")
-    X = spec = None
-    if data is not None:
+    X = spec = X_l = y_l = None
+    if data is not None or labels is not None:
         from lwlib.userdata import load_table
 
-        X, _ = load_table(data)
+        if data is not None:
+            X, _ = load_table(data)
+        if labels is not None:
+            X_l, y_l = load_table(labels, labelled=True)
     if rkme is not None:
         from lwlib.market.userspec import rkme_from_dict
 
@@ -171,8 +178,13 @@ def search(data: Optional[Path] = typer.Option(None, "--data", "-d", metavar="FI
     from lwlib.market._pure import pure_search_module
 
     snap = MarketSnapshot.open(h)
-    req = pure_search_module("requirement").Requirement(semantic=query, X=X, rkme=spec)
-    result = snap.search(req, top_k=top, max_mixture=max_mixture)
+    req = pure_search_module("requirement").Requirement(semantic=query, X=X, rkme=spec, X_labels=X_l, y_labels=y_l)
+    if req.n_labels:  # the deploying stage's search (label-aware specs); imports torch, hence only then
+        from lwlib.deployment import search_market
+
+        result = search_market(snap, req, top_k=top, max_mixture=max_mixture)
+    else:
+        result = snap.search(req, top_k=top, max_mixture=max_mixture)
     ids = [m.learnware_id for m in result.singles] + [i for m in result.mixtures for i in m.learnware_ids] + \
         [m.learnware_id for m in result.semantic[:top]]
     names = snap.names(list(dict.fromkeys(ids)))

@@ -165,6 +165,27 @@ def page_ids(cat: Any, *, status: str | None = None, limit: int = 50, offset: in
     return total, [str(i) for i in ids]
 
 
+def _few_spec_arrays(cat: Any, where: str, params: list[Any], ids: NDArray[Any], d: int
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(Z, beta) of a few learnwares, selected by primary key (rows of ids with no such spec stay zero)."""
+    if ids.shape[0] == 1:
+        where += " AND learnware_id = ?"
+        params = [*params, ids[0].decode()]
+    else:
+        where += " AND learnware_id IN (SELECT unnest(?::VARCHAR[]))"
+        params = [*params, [i.decode() for i in ids.tolist()]]
+    rows = cat._con.execute(f"SELECT learnware_id, k, z, beta FROM spec_payloads WHERE {where}",  # noqa: SLF001
+                            params).fetchall()
+    kmax = max((int(r[1]) for r in rows), default=0)
+    Z, beta = np.zeros((ids.shape[0], kmax, d)), np.zeros((ids.shape[0], kmax))
+    pos = {i: n for n, i in enumerate(ids.tolist())}
+    for lid, k, z, b in rows:  # a few rows: one small copy each
+        n = pos[str(lid).encode()]
+        Z[n, :int(k)] = np.asarray(z, dtype=np.float64).reshape(int(k), d)
+        beta[n, :int(k)] = np.asarray(b, dtype=np.float64)
+    return Z, beta
+
+
 def stream_spec_arrays(cat: Any, spec_type: str, d: int, ids: NDArray[Any], *, batch_rows: int = 4096,
                        memory_limit: str = "1GB") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Padded (Z, beta) of the learnwares ``ids`` (bytes, any order) from one spec type, streamed in batches.
@@ -174,16 +195,11 @@ def stream_spec_arrays(cat: Any, spec_type: str, d: int, ids: NDArray[Any], *, b
     preallocated arrays keeps the peak near the arrays themselves; DuckDB's buffer cache is capped for this read.
     """
     n = int(ids.shape[0])
-    few = n <= _BY_ID  # a few ids (an incremental update): select them, do not scan the spec type
     where, params = "spec_type = ? AND d = ? AND z IS NOT NULL AND beta IS NOT NULL", [spec_type, int(d)]
-    if n == 1:  # the hook's common case: a primary-key lookup
-        where += " AND learnware_id = ?"
-        params.append(ids[0].decode())
-    elif few:
-        where += " AND learnware_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append([i.decode() for i in ids.tolist()])
-    else:
-        cat._con.execute(f"SET memory_limit = '{memory_limit}'")  # noqa: SLF001 - this read-only connection only
+    if n <= _BY_ID:  # a few ids (an incremental update): select them by key, one small query, no Arrow stream
+        return _few_spec_arrays(cat, where, params, ids, int(d))
+    if getattr(cat, "read_only", True):  # cap DuckDB's cache for this read (never on a writer's connection)
+        cat._con.execute(f"SET memory_limit = '{memory_limit}'")  # noqa: SLF001
     kmax = int(_sql(cat, f"SELECT coalesce(max(k), 0) AS k FROM spec_payloads WHERE {where}", params)["k"][0])
     Z, beta = np.zeros((n, kmax, int(d))), np.zeros((n, kmax))
     order = np.argsort(ids)

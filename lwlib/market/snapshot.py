@@ -257,8 +257,9 @@ class MarketSnapshot:
         msg = (f"{len(singles)} single learnware(s) and {len(mixtures)} mixture(s) from {ranking.n_candidates} "
                "compatible learnware(s).")
         if req.n_labels:
-            msg += " Labels were received; the labelled ranking is not applied here yet."
-        return SearchResult(singles=tuple(singles), mixtures=mixtures, semantic=sem, kernel=kernel, message=msg)
+            msg += " Labels were received; this ranking uses P(X) only (lwlib.deployment.search_market uses them)."
+        return SearchResult(singles=tuple(singles), mixtures=mixtures, semantic=sem, kernel=kernel, message=msg,
+                            evidence={"decided_by": "P(X)", "n_labels": req.n_labels})
 
     def _hetero(self, req: Any, result: Any, candidates: list[str] | None, top_k: int, max_mixture: int) -> Any:
         """Cross-feature-space fallback (torch): when the requirement describes its input columns."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,7 +68,8 @@ def _home(settings_or_home: Any) -> Path:
 
 
 def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequence[str] = (), *,
-                 refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT) -> IndexUpdate:
+                 catalog: Any = None, refit_max_rows: int = REFIT_MAX_ROWS,
+                 refit_drift: float = REFIT_DRIFT) -> IndexUpdate:
     """Bring the index up to date after catalog writes; call it after the transaction has committed.
 
     Parameters
@@ -77,12 +79,16 @@ def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequ
     added, removed : sequence of str
         Ids written (submitted, re-checked) or deleted. They make the update O(changes); wrong or missing hints
         only cost a full comparison, never a wrong index.
+    catalog : lwlib.catalog.Catalog, optional
+        The writer's still-open catalog (after COMMIT): reused instead of a new read-only open, which costs
+        more than the rest of an update on a big catalog. Without it, call this after closing the writer's
+        connection (one process cannot hold the file in two modes).
     refit_max_rows, refit_drift : int, float
         A feature space is refitted (kernel re-chosen, exact) when it has at most ``refit_max_rows`` live
         learnwares or its size drifted by more than ``refit_drift`` since the last fit; otherwise new rows are
         computed under the frozen kernel (see :mod:`lwlib.market.store`).
     """
-    upd = _waited(_sync(_home(settings_or_home), hints=[*added, *removed], wait=True,
+    upd = _waited(_sync(_home(settings_or_home), hints=[*added, *removed], wait=True, catalog_obj=catalog,
                         refit_max_rows=refit_max_rows, refit_drift=refit_drift))
     logger.info("search index: +%d -%d via %s, refitted %s, %d live, %.3fs", upd.added, upd.removed, upd.path,
                 upd.refitted or "none", upd.live, upd.seconds)
@@ -111,19 +117,20 @@ def sync_index(settings_or_home: Any, *, wait: bool = True, refit_max_rows: int 
 
 
 def _sync(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_params: bool = False,
-          wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT
-          ) -> IndexUpdate | None:
+          wait: bool = True, catalog_obj: Any = None, refit_max_rows: int = REFIT_MAX_ROWS,
+          refit_drift: float = REFIT_DRIFT) -> IndexUpdate | None:
     try:
         return _sync_once(home, hints=hints, rebuild=rebuild, keep_params=keep_params, wait=wait,
-                          refit_max_rows=refit_max_rows, refit_drift=refit_drift)
+                          catalog_obj=catalog_obj, refit_max_rows=refit_max_rows, refit_drift=refit_drift)
     except IndexCorruptError as exc:
         logger.warning("search index under %s is damaged (%s); rebuilding it from the catalog", home, exc)
-        return _sync_once(home, rebuild=True, wait=wait, refit_max_rows=refit_max_rows, refit_drift=refit_drift)
+        return _sync_once(home, rebuild=True, wait=wait, catalog_obj=catalog_obj, refit_max_rows=refit_max_rows,
+                          refit_drift=refit_drift)
 
 
 def _sync_once(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, keep_params: bool = False,
-               wait: bool = True, refit_max_rows: int = REFIT_MAX_ROWS, refit_drift: float = REFIT_DRIFT
-               ) -> IndexUpdate | None:
+               wait: bool = True, catalog_obj: Any = None, refit_max_rows: int = REFIT_MAX_ROWS,
+               refit_drift: float = REFIT_DRIFT) -> IndexUpdate | None:
     store, catalog = IndexStore(home), home / "catalog.duckdb"
     t0 = time.perf_counter()
     upd = IndexUpdate()
@@ -144,7 +151,7 @@ def _sync_once(home: Path, *, hints: Sequence[str] = (), rebuild: bool = False, 
             new: dict[str, Any] = {"catalog_stamp": stamp, "groups": [], "usable_digest": [0, 0]}
             store.commit(new)
             return _summary(upd, new, t0)
-        with open_read_only(catalog) as cat:
+        with (nullcontext(catalog_obj) if catalog_obj is not None else open_read_only(catalog)) as cat:
             digest = usable_digest(cat)
             plans = None
             if hints and manifest is not None and not rebuild and manifest.get("usable_digest"):

@@ -164,6 +164,16 @@ def test_json_outputs_parse(home, files):
     assert rk.returncode == 0 and json.loads(rk.stdout)["singles"][0]["learnware_id"] == _id("alpha model")
 
 
+def test_labels_refine_the_search_through_the_deploying_stage(home, files, tmp_path):
+    rng = np.random.default_rng(1)
+    X = 6.0 + rng.normal(size=(20, D))
+    np.savez(tmp_path / "lab.npz", X=X, y=(X[:, 0] > 6).astype(int))
+    out = lwdock("search", "-d", str(files["good"]), "-l", str(tmp_path / "lab.npz"), "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["evidence"]["n_labels"] == 20 and found["singles"]
+
+
 def test_catalog_text_cannot_inject_markup_or_escapes(home, files):
     evil = "[/bold]\x1b[31mevil\x1b]0;title\x07 name"
     for out in (lwdock("list", home=home), lwdock("show", _id(evil)[:12], home=home),

@@ -66,14 +66,23 @@ def delete(home: Path, ids: list[str]) -> None:
             cat.delete(i)
 
 
-def torch_search(home: Path, **kw):
-    from lwlib.deployment import load_market
-    from lwlib.dock import Dock
-    from lwlib.search import MarketSearcher
-    from lwlib.settings import Settings
+def catalog_entries(home: Path) -> list:
+    """The USABLE market as the torch searcher takes it, read through the catalog's public API (market order)."""
+    from lwlib.search.searcher import SearchEntry
 
-    entries = list(load_market(Dock(Settings(home=home))).entries)
-    return MarketSearcher().fit(entries).search(**kw)
+    with Catalog.open(home / "catalog.duckdb", read_only=True) as cat:
+        records = {r.id: r for r in cat.list(status="USABLE")}
+        payloads = cat.load_spec_payloads(ids=list(records))
+    specs: dict = {}
+    for p in payloads:
+        specs.setdefault(p.learnware_id, {})[p.spec_type] = p.to_spec()
+    return [SearchEntry(i, r.semantic_spec(), specs.get(i)) for i, r in records.items()]
+
+
+def torch_search(home: Path, **kw):
+    from lwlib.search import MarketSearcher
+
+    return MarketSearcher().fit(catalog_entries(home)).search(**kw)
 
 
 def assert_same(a, b, tol=1e-9):
@@ -134,12 +143,9 @@ def test_snapshot_search_with_a_shortlist_equals_the_torch_searcher(market):
 
 
 def MarketSearcherShortlist(home, X, k):  # noqa: N802 - the torch searcher with the same shortlist size
-    from lwlib.deployment import load_market
-    from lwlib.dock import Dock
     from lwlib.search import MarketSearcher
-    from lwlib.settings import Settings
 
-    return MarketSearcher(shortlist=k).fit(list(load_market(Dock(Settings(home=home))).entries)).search(user_X=X)
+    return MarketSearcher(shortlist=k).fit(catalog_entries(home)).search(user_X=X)
 
 
 @pytest.mark.parametrize("query", [
