@@ -49,7 +49,7 @@ class IndexUpdate:
     live: int = 0
     seconds: float = 0.0
     changed: bool = False
-    path: str = "none"  # "none" (up to date), "hints", "diff" or "rebuild"
+    path: str = "none"  # "none" (up to date), "hints", "diff", "rebuild" or "failed"
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _home(settings_or_home: Any) -> Path:
 
 
 def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequence[str] = (), *,
-                 catalog: Any = None, refit_max_rows: int = REFIT_MAX_ROWS,
+                 catalog: Any = None, strict: bool = False, refit_max_rows: int = REFIT_MAX_ROWS,
                  refit_drift: float = REFIT_DRIFT) -> IndexUpdate:
     """Bring the index up to date after catalog writes; call it after the transaction has committed.
 
@@ -83,13 +83,23 @@ def update_index(settings_or_home: Any, added: Sequence[str] = (), removed: Sequ
         The writer's still-open catalog (after COMMIT): reused instead of a new read-only open, which costs
         more than the rest of an update on a big catalog. Without it, call this after closing the writer's
         connection (one process cannot hold the file in two modes).
+    strict : bool, default False
+        Raise on failure. By default a failed update is logged and reported (``path="failed"``) but never fails
+        the catalog write that called it: the index is derived data, and the next reader or update re-syncs it.
     refit_max_rows, refit_drift : int, float
         A feature space is refitted (kernel re-chosen, exact) when it has at most ``refit_max_rows`` live
         learnwares or its size drifted by more than ``refit_drift`` since the last fit; otherwise new rows are
         computed under the frozen kernel (see :mod:`lwlib.market.store`).
     """
-    upd = _waited(_sync(_home(settings_or_home), hints=[*added, *removed], wait=True, catalog_obj=catalog,
-                        refit_max_rows=refit_max_rows, refit_drift=refit_drift))
+    try:
+        upd = _waited(_sync(_home(settings_or_home), hints=[*added, *removed], wait=True, catalog_obj=catalog,
+                            refit_max_rows=refit_max_rows, refit_drift=refit_drift))
+    except Exception as exc:
+        if strict:
+            raise
+        logger.warning("search index not updated (%s: %s); the next search re-syncs it from the catalog",
+                       type(exc).__name__, exc)
+        return IndexUpdate(path="failed")
     logger.info("search index: +%d -%d via %s, refitted %s, %d live, %.3fs", upd.added, upd.removed, upd.path,
                 upd.refitted or "none", upd.live, upd.seconds)
     return upd

@@ -194,7 +194,7 @@ def test_incremental_updates_agree_with_a_fresh_build(tmp_path):
     first = update_index(home, added=[_id(i) for i in range(30)], **frozen)
     assert first.refitted and first.live == 30
     new = add_learnwares(home, list(range(30, 40)))
-    upd = update_index(home, added=new, **frozen)
+    upd = update_index(home, added=new, strict=True, **frozen)
     assert (upd.path, upd.added, upd.refitted) == ("hints", 10, [])
     delete(home, [_id(3), _id(31)])
     assert update_index(home, removed=[_id(3), _id(31)], **frozen).path == "hints"
