@@ -9,7 +9,7 @@ probabilities are averaged as they are (the reference softmaxed probabilities, f
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,7 +57,7 @@ class AveragingReuser(BaseReuser):
     """
 
     kind = "averaging"
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         "learnwares": _is_learnware_list, "task": {"classification", "regression"},
         "mode": {None, "mean", "vote_by_label", "vote_by_prob"}, "weights": _valid_weights,
     }

@@ -9,7 +9,7 @@ model wrapped by :class:`InProcessLearnware`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,7 +105,7 @@ class BaseReuser(LwEstimator):
 
     kind: str = "base"
     _needs_labels: bool = False
-    _parameter_constraints: dict = {"learnwares": _is_learnware_list, "task": set(TASKS)}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"learnwares": _is_learnware_list, "task": set(TASKS)}
 
     def __init__(self, learnwares: Sequence[ReusableLearnware] | None = None, *,
                  task: str = "classification") -> None:
@@ -127,9 +127,8 @@ class BaseReuser(LwEstimator):
                                  "they must match.", code="invalid_input")
             if yc.ndim == 2 and yc.shape[1] == 1:
                 yc = yc.ravel()
-        if self._needs_labels and (Xc is None or yc is None):
-            raise ReuseError(f"{type(self).__name__} learns from labelled data: call fit(X, y).",
-                             code="labels_required")
+        if self._needs_labels:
+            self._labelled(Xc, yc)
         self.n_features_in_ = self._infer_n_features(Xc)
         self._fit(Xc, yc)
         return self
@@ -162,6 +161,14 @@ class BaseReuser(LwEstimator):
 
     def _predict(self, X: NDArray[np.float64]) -> NDArray[Any]:
         raise NotImplementedError
+
+    def _labelled(self, X: NDArray[np.float64] | None,
+                  y: NDArray[Any] | None) -> tuple[NDArray[np.float64], NDArray[Any]]:
+        """``(X, y)`` for a reuser that learns from labelled rows, or a clear error when either is missing."""
+        if X is None or y is None:
+            raise ReuseError(f"{type(self).__name__} learns from labelled data: call fit(X, y).",
+                             code="labels_required")
+        return X, y
 
     def _members(self) -> list[ReusableLearnware]:
         """The learnwares a solution needs at predict time (all of them unless the reuser prunes)."""

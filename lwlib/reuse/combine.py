@@ -42,7 +42,8 @@ def collect_outputs(predictors: Sequence[Any], X: NDArray[np.float64]) -> list[N
 def to_labels(out: NDArray[Any]) -> NDArray[Any]:
     """Class labels from one output: argmax of a multi-column score matrix, else the values themselves."""
     if out.ndim == 2 and out.shape[1] > 1:
-        return out.argmax(axis=1)
+        labels: NDArray[np.intp] = out.argmax(axis=1)
+        return labels
     return out.reshape(-1)
 
 
@@ -51,7 +52,8 @@ def _weights(weights: Any, m: int) -> NDArray[np.float64]:
     if w.shape[0] != m or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise ReuseError(f"weights must be {m} finite non-negative numbers with a positive sum; got {w.tolist()}.",
                          code="invalid_weights")
-    return w / w.sum()
+    normalised: NDArray[np.float64] = w / w.sum()
+    return normalised
 
 
 def average_values(outputs: Sequence[NDArray[Any]], weights: Any = None) -> NDArray[np.float64]:
@@ -73,7 +75,8 @@ def vote_labels(outputs: Sequence[NDArray[Any]], weights: Any = None) -> NDArray
     inv = inv.reshape(m, n)
     flat = (np.arange(n)[None, :] * uniq.shape[0] + inv).ravel()
     scores = np.bincount(flat, weights=np.repeat(w, n), minlength=n * uniq.shape[0]).reshape(n, uniq.shape[0])
-    return uniq[scores.argmax(axis=1)]
+    winners: NDArray[Any] = uniq[scores.argmax(axis=1)]
+    return winners
 
 
 def _as_proba(out: NDArray[Any], n_classes: int) -> NDArray[np.float64]:
@@ -109,7 +112,7 @@ def combine_outputs(outputs: Sequence[NDArray[Any]], mode: str, weights: Any = N
     if mode == "vote_by_label":
         return vote_labels(outputs, weights)
     if mode == "vote_by_prob":
-        return mean_proba(outputs, weights).argmax(axis=1)
+        return np.asarray(mean_proba(outputs, weights).argmax(axis=1))
     raise ReuseError(f"unknown averaging mode {mode!r}; use 'mean', 'vote_by_label' or 'vote_by_prob'.",
                      code="invalid_parameter")
 
@@ -179,14 +182,15 @@ def mlp_forward(mapper: Mapping[str, Any], X: NDArray[np.float64]) -> NDArray[np
         H = H @ np.asarray(layer["W"], dtype=np.float64).T + np.asarray(layer["b"], dtype=np.float64)
         if i < len(layers) - 1:
             H = np.maximum(H, 0.0)
-    return H * np.asarray(mapper["t_scale"]) + np.asarray(mapper["t_mean"])
+    out: NDArray[np.float64] = H * np.asarray(mapper["t_scale"]) + np.asarray(mapper["t_mean"])
+    return out
 
 
 def _head_predict(parts: Mapping[str, Any] | None, A: NDArray[np.float64], kind: str) -> NDArray[Any]:
     if not parts or "head" not in parts:
         raise ReuseError(f"a {kind!r} solution needs its fitted 'head' part; pass parts=reuser.parts().",
                          code="solution_parts_missing")
-    return parts["head"].predict(A)
+    return np.asarray(parts["head"].predict(A))
 
 
 def predict_solution(solution: Mapping[str, Any], predictors: Sequence[Any], X: Any,

@@ -14,7 +14,7 @@ vectorised array operation.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +30,7 @@ __all__ = ["EnsemblePruningReuser", "greedy_selection"]
 
 def _positive_int_or_none(v: Any) -> bool:
     """None or an int >= 1"""
-    return v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1)
+    return v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 1))
 
 
 def greedy_selection(outputs: Sequence[NDArray[Any]], y: NDArray[Any], *, task: str, max_size: int,
@@ -120,7 +120,7 @@ class EnsemblePruningReuser(BaseReuser):
 
     kind = "ensemble_pruning"
     _needs_labels = True
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         "learnwares": _is_learnware_list, "task": {"classification", "regression"},
         "max_size": _positive_int_or_none, "random_state": (int, np.integer),
     }
@@ -133,6 +133,7 @@ class EnsemblePruningReuser(BaseReuser):
         self.random_state = random_state
 
     def _fit(self, X: NDArray[np.float64] | None, y: NDArray[Any] | None) -> None:
+        X, y = self._labelled(X, y)
         lws = list(self.learnwares or [])
         outputs = collect_outputs(lws, X)
         size = self.max_size or min(2 * len(lws), 50)

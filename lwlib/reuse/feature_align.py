@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator, cast
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ def _hidden_ok(v: Any) -> bool:
 
 def _pos_int(v: Any) -> bool:
     """an int >= 1"""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 1)
 
 
 def _standardiser(P: NDArray[np.float64], w: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -71,7 +71,8 @@ def _build_mlp(d_in: int, hidden: tuple[int, ...], d_out: int, seed: int) -> tor
 def _kernel(A: torch.Tensor, B: torch.Tensor, gamma: float) -> torch.Tensor:
     """Mean of Gaussian kernels at γ·GAMMA_SCALES: wide ones align the bulk, narrow ones the clusters."""
     D = torch.cdist(A, B).pow(2)
-    return sum(torch.exp(-(gamma * s) * D) for s in GAMMA_SCALES) / len(GAMMA_SCALES)
+    total = cast(torch.Tensor, sum(torch.exp(-(gamma * s) * D) for s in GAMMA_SCALES))  # a sum of tensors
+    return total / len(GAMMA_SCALES)
 
 
 def _mmd_loss(G: torch.Tensor, Zt: torch.Tensor, bt: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -101,7 +102,7 @@ def _train(Xt: torch.Tensor, Zt: torch.Tensor, bt: torch.Tensor, gamma: float, c
         for _ in range(epochs):  # full-batch optimisation steps
             opt.zero_grad()
             loss = _mmd_loss(net(Xt), Zt, bt, gamma)
-            loss.backward()
+            torch.autograd.backward(loss)
             opt.step()
         with torch.no_grad():
             final = float(_mmd_loss(net(Xt), Zt, bt, gamma)) + const
@@ -180,7 +181,7 @@ class FeatureAlignReuser(BaseReuser):
     """
 
     kind = "feature_align"
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         "learnware": lambda v: hasattr(v, "predict") and hasattr(v, "id"),
         "task": {"classification", "regression"}, "hidden": _hidden_ok, "epochs": _pos_int,
         "learning_rate": lambda v: isinstance(v, (int, float)) and v > 0, "n_restarts": _pos_int,
@@ -201,6 +202,13 @@ class FeatureAlignReuser(BaseReuser):
     def _members(self) -> list[ReusableLearnware]:
         return [self.learnware] if self.learnware is not None else []
 
+    def _target(self) -> ReusableLearnware:
+        """The learnware rows are mapped to (``fit`` has checked that one was given)."""
+        if self.learnware is None:
+            raise ReuseError("FeatureAlignReuser has no learnware; pass FeatureAlignReuser(learnware, ...).",
+                             code="invalid_parameter")
+        return self.learnware
+
     def _infer_n_features(self, X: NDArray[np.float64] | None) -> int | None:
         return None if X is None else int(X.shape[1])
 
@@ -208,9 +216,10 @@ class FeatureAlignReuser(BaseReuser):
         if X is None:
             raise ReuseError("FeatureAlignReuser needs the user's rows to learn the map: call fit(X_user).",
                              code="user_data_required")
-        spec = getattr(self.learnware, "spec", None)
+        lw = self._target()
+        spec = getattr(lw, "spec", None)
         if spec is None or not hasattr(spec, "z_"):
-            raise ReuseError(f"FeatureAlignReuser needs learnware {self.learnware.id!r} to carry a fitted RKME "
+            raise ReuseError(f"FeatureAlignReuser needs learnware {lw.id!r} to carry a fitted RKME "
                              "table spec; attach it first.", code="spec_required")
         self.mapper_, self.mmd2_ = fit_alignment(
             X, np.asarray(spec.z_, dtype=np.float64), np.asarray(spec.beta_, dtype=np.float64),
@@ -218,7 +227,7 @@ class FeatureAlignReuser(BaseReuser):
             n_restarts=int(self.n_restarts), random_state=int(self.random_state))
         self.head_, self.augment_ = None, None
         if y is not None:
-            out = np.asarray(self.learnware.predict(mlp_forward(self.mapper_, X)))
+            out = np.asarray(lw.predict(mlp_forward(self.mapper_, X)))
             self.head_, self.augment_ = fit_augment_head(X, [out], y, task=self.task,
                                                          random_state=int(self.random_state))
         logger.info("feature align: MMD² %.5f after %d epochs (head: %s)", self.mmd2_, self.epochs,
@@ -230,13 +239,13 @@ class FeatureAlignReuser(BaseReuser):
         return mlp_forward(self.mapper_, self._check_X(X))
 
     def _predict(self, X: NDArray[np.float64]) -> NDArray[Any]:
-        out = np.asarray(self.learnware.predict(mlp_forward(self.mapper_, X)))
-        if self.head_ is None:
+        out = np.asarray(self._target().predict(mlp_forward(self.mapper_, X)))
+        if self.head_ is None or self.augment_ is None:  # both are set together, with labels
             return out
         A = augment_features(X, [out], fill_values=np.asarray(self.augment_["fill_values"]),
                              output_classes=self.augment_["output_classes"],
                              label_outputs=self.augment_["label_outputs"])
-        return self.head_.predict(A)
+        return np.asarray(self.head_.predict(A))
 
     def _solution_extra(self) -> dict[str, Any]:
         return {"mapper": _jsonable(self.mapper_), "augment": self.augment_}

@@ -10,7 +10,7 @@ standardised, and the regularisation strength is picked by cross-validation: ``R
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -98,8 +98,10 @@ class FeatureAugmentReuser(BaseReuser):
 
     kind = "feature_augment"
     _needs_labels = True
-    _parameter_constraints: dict = {"learnwares": _is_learnware_list, "task": {"classification", "regression"},
-                                    "random_state": (int, np.integer)}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "learnwares": _is_learnware_list, "task": {"classification", "regression"},
+        "random_state": (int, np.integer),
+    }
 
     def __init__(self, learnwares: Sequence[ReusableLearnware] | None = None, *, task: str = "classification",
                  random_state: int = 0) -> None:
@@ -108,6 +110,7 @@ class FeatureAugmentReuser(BaseReuser):
         self.random_state = random_state
 
     def _fit(self, X: NDArray[np.float64] | None, y: NDArray[Any] | None) -> None:
+        X, y = self._labelled(X, y)
         outputs = collect_outputs(list(self.learnwares or []), X)
         self.head_, self.augment_ = fit_augment_head(X, outputs, y, task=self.task, random_state=self.random_state)
 
@@ -118,7 +121,7 @@ class FeatureAugmentReuser(BaseReuser):
                                 label_outputs=self.augment_["label_outputs"])
 
     def _predict(self, X: NDArray[np.float64]) -> NDArray[Any]:
-        return self.head_.predict(self._augmented(X))
+        return np.asarray(self.head_.predict(self._augmented(X)))
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         """Class probabilities of the logistic head (classification only); columns follow ``classes_``."""
@@ -126,13 +129,13 @@ class FeatureAugmentReuser(BaseReuser):
         if self.task != "classification":
             raise ReuseError("predict_proba is for classification; this reuser does regression.",
                              code="proba_unavailable")
-        return self.head_.predict_proba(self._augmented(self._check_X(X)))
+        return np.asarray(self.head_.predict_proba(self._augmented(self._check_X(X))))
 
     @property
     def classes_(self) -> NDArray[Any]:
         """Class labels of the head (columns of :meth:`predict_proba`)."""
         check_is_fitted(self)
-        return self.head_.classes_
+        return np.asarray(self.head_.classes_)
 
     def _solution_extra(self) -> dict[str, Any]:
         return dict(self.augment_)

@@ -12,20 +12,26 @@ back to :class:`~lwlib.reuse.feature_align.FeatureAlignReuser` (an MMD-trained m
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lwlib._validation import check_array
 from lwlib.errors import ReuseError
+from lwlib.reuse.base import ReusableLearnware
+
+if TYPE_CHECKING:
+    from lwlib.reuse.feature_align import FeatureAlignReuser
+    from lwlib.rkme.rkme import RKMETableSpec
+    from lwlib.search.columns import ColumnMap
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["HeteroLearnware", "AlignedLearnware", "pullback_spec", "reusable_in_user_space"]
 
 
-def pullback_spec(spec: Any, column_map: Any, user_X: Any = None, *, ridge: float = 1e-3) -> Any:
+def pullback_spec(spec: Any, column_map: ColumnMap, user_X: Any = None, *, ridge: float = 1e-3) -> RKMETableSpec:
     """The learnware's RKME expressed in the user's columns (same β, same γ).
 
     Matched user columns take the learnware's values; user columns the learnware does not use are predicted
@@ -71,7 +77,7 @@ def pullback_spec(spec: Any, column_map: Any, user_X: Any = None, *, ridge: floa
             out[:, dropped] += (Zm - mu[ucols]) @ coef
     pulled = RKMETableSpec(gamma=float(getattr(spec, "gamma_", 0.1)))
     pulled.z_, pulled.beta_ = out, np.asarray(spec.beta_, dtype=np.float64).copy()
-    pulled.num_points_ = int(getattr(spec, "num_points_", Z.shape[0]))
+    pulled.num_points_ = int(getattr(spec, "num_points_", int(Z.shape[0])))
     pulled.gamma_ = float(getattr(spec, "gamma_", 0.1))
     return pulled
 
@@ -100,7 +106,7 @@ class HeteroLearnware:
     [11.0]
     """
 
-    def __init__(self, learnware: Any, column_map: Any, *, user_X: Any = None) -> None:
+    def __init__(self, learnware: ReusableLearnware, column_map: ColumnMap, *, user_X: Any = None) -> None:
         self.learnware = learnware
         self.column_map = column_map
         self.id = str(learnware.id)
@@ -108,7 +114,7 @@ class HeteroLearnware:
         if kind is not None:
             self.output_kind = kind
         spec = getattr(learnware, "spec", None)
-        self.spec = None
+        self.spec: RKMETableSpec | None = None
         if spec is not None and hasattr(spec, "z_") and (user_X is not None or column_map.dropped_cols.size == 0):
             self.spec = pullback_spec(spec, column_map, user_X)
 
@@ -128,17 +134,18 @@ class AlignedLearnware:
     reusers can still weigh it against others.
     """
 
-    def __init__(self, reuser: Any, user_spec: Any = None) -> None:
+    def __init__(self, reuser: FeatureAlignReuser, user_spec: RKMETableSpec | None = None) -> None:
         self.reuser = reuser
-        self.id = str(reuser.learnware.id)
+        self.id = str(reuser._target().id)
         self.spec = user_spec
 
     def predict(self, X: Any) -> NDArray[Any]:
         return np.asarray(self.reuser.predict(X))
 
 
-def reusable_in_user_space(learnware: Any, column_map: Any, user_X: Any, *, task: str = "regression",
-                           min_matched: int = 1, **align_params: Any) -> HeteroLearnware | AlignedLearnware:
+def reusable_in_user_space(learnware: ReusableLearnware, column_map: ColumnMap | None, user_X: Any, *,
+                           task: str = "regression", min_matched: int = 1,
+                           **align_params: Any) -> HeteroLearnware | AlignedLearnware:
     """A user-space view of ``learnware``: through the column map when it matches enough, else FeatureAlign.
 
     Parameters

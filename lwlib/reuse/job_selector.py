@@ -14,7 +14,7 @@ Each learnware gets one call for all its rows.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,7 +104,8 @@ def sample_rkme(spec: Any, n_samples: int, rng: np.random.Generator, *,
     mean = p @ Z
     spread = np.maximum(np.sqrt(p @ (Z - mean) ** 2), min_spread)
     centres = rng.choice(Z.shape[0], size=n_samples, p=p)
-    return Z[centres] + rng.normal(size=(n_samples, Z.shape[1])) * (_RELATIVE_NOISE * spread)
+    samples: NDArray[np.float64] = Z[centres] + rng.normal(size=(n_samples, Z.shape[1])) * (_RELATIVE_NOISE * spread)
+    return samples
 
 
 class KernelRouter:
@@ -132,7 +133,9 @@ class KernelRouter:
         amax = a.max(axis=(1, 2), keepdims=True)
         amax = np.where(np.isfinite(amax), amax, 0.0)
         mass = np.exp(a - amax).sum(2)
-        return np.log(np.clip(mass, 1e-300, None)) + np.log(np.clip(self.weights, 1e-300, None))[None, :]
+        log_r: NDArray[np.float64] = (np.log(np.clip(mass, 1e-300, None))
+                                      + np.log(np.clip(self.weights, 1e-300, None))[None, :])
+        return log_r
 
     def predict(self, X: NDArray[np.float64]) -> NDArray[np.int64]:
         return np.asarray(self.responsibilities(X).argmax(axis=1), dtype=np.int64)
@@ -192,7 +195,7 @@ class JobSelectorReuser(BaseReuser):
     """
 
     kind = "job_selector"
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         "learnwares": _is_learnware_list, "task": {"classification", "regression"},
         "herding_size": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 10,
         "router": {"gbdt", "logistic", "kernel"}, "random_state": (int, np.integer),

@@ -79,4 +79,5 @@ class ConvFeatureMap(LwEstimator):
                 y = torch.nn.functional.avg_pool2d(y, int(self.pool))
                 out.append(y.reshape(y.shape[0], -1))
         F = torch.cat(out).numpy()
-        return F / np.sqrt(F.shape[1])
+        features: NDArray[np.float64] = F / np.sqrt(F.shape[1])
+        return features

@@ -161,7 +161,7 @@ class ColumnMap:
         out = np.empty((X.shape[0], self.n_target))
         Xm = X[:, self.user_cols]
         out[:, self.target_cols] = Xm
-        if miss.size:
+        if miss.size and self.fill_mean is not None:  # checked above: unmatched columns have fill statistics
             out[:, miss] = self.fill_mean[miss]
             if self.fill == "linear" and self.fill_coef is not None and self.user_cols.size:
                 out[:, miss] += (Xm - self.fill_mean[self.target_cols]) @ self.fill_coef

@@ -95,9 +95,11 @@ def row_losses(outputs: Any, y: Any, task: str) -> NDArray[np.float64]:
     o = np.asarray(outputs)
     if task == "classification":
         lab = o.argmax(axis=1) if o.ndim == 2 and o.shape[1] > 1 else o.reshape(-1)
-        return (np.asarray(lab).reshape(-1) != np.asarray(y).reshape(-1)).astype(np.float64)
+        errors: NDArray[np.float64] = (np.asarray(lab).reshape(-1) != np.asarray(y).reshape(-1)).astype(np.float64)
+        return errors
     yt = np.asarray(y, dtype=np.float64).reshape(o.shape[0], -1)
-    return ((o.astype(np.float64).reshape(o.shape[0], -1) - yt) ** 2).mean(axis=1)
+    squared: NDArray[np.float64] = ((o.astype(np.float64).reshape(o.shape[0], -1) - yt) ** 2).mean(axis=1)
+    return squared
 
 
 @dataclass(frozen=True)

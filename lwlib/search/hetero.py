@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,9 @@ from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
 from lwlib.search.searcher import SearchEntry, _pick_stat_spec
 from lwlib.search.single import score_single
 from lwlib.rkme.kernels import stack_specs
+
+if TYPE_CHECKING:
+    from lwlib.rkme.rkme import RKMETableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +179,9 @@ class HeteroSearcher(LwEstimator):
             desc = {k: v for k, v in input_descriptions(e.semantic_spec).items() if 0 <= k < d}
             buckets.setdefault((d, tuple(sorted(desc.items()))), []).append((str(e.learnware_id), spec))
         self.spaces_: list[_Space] = []
-        for i, ((d, desc), members) in enumerate(buckets.items()):
+        for i, ((d, desc_items), members) in enumerate(buckets.items()):
             Zs, betas = stack_specs([s for _, s in members])
-            self.spaces_.append(_Space(name=f"space{i}-d{d}", descriptions=dict(desc), ids=[m for m, _ in members],
+            self.spaces_.append(_Space(name=f"space{i}-d{d}", descriptions=dict(desc_items), ids=[m for m, _ in members],
                                        Zs=Zs, betas=betas))
         logger.info("hetero searcher fitted: %d learnwares in %d feature spaces",
                     sum(len(s.ids) for s in self.spaces_), len(self.spaces_))
@@ -278,12 +281,12 @@ class HeteroSearcher(LwEstimator):
             space.indexes[key] = SpecIndex.build(space.ids, specs)
         return space.indexes[key]
 
-    def _user_spec(self, index: SpecIndex, Xm: NDArray[np.float64]) -> Any:
+    def _user_spec(self, index: SpecIndex, Xm: NDArray[np.float64]) -> RKMETableSpec:
         """User RKME fitted in the projected space's standardised units, returned in raw units."""
         from lwlib.rkme.rkme import RKMETableSpec
 
         view = next(iter(index.groups.values())).view("market")
         spec = RKMETableSpec(reduced_set_size=self.user_reduced_set_size, gamma=view.gamma)
-        spec.fit((Xm - view.shift) / view.scale)
-        spec.z_ = spec.z_ * view.scale + view.shift
+        spec.fit(view.standardise(Xm))
+        spec.z_ = view.unstandardise(spec.z_)
         return spec

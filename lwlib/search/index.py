@@ -86,6 +86,20 @@ class KernelView:
             return Zt
         return (Zt - torch.from_numpy(self.shift)) / torch.from_numpy(self.scale)
 
+    def standardise(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Raw rows → this view's standardised units (numpy twin of :meth:`transform`; raw views return ``X``)."""
+        if self.shift is None or self.scale is None:
+            return X
+        out: NDArray[np.float64] = (X - self.shift) / self.scale
+        return out
+
+    def unstandardise(self, Z: NDArray[np.float64]) -> NDArray[np.float64]:
+        """This view's standardised units → raw units (the inverse of :meth:`standardise`)."""
+        if self.shift is None or self.scale is None:
+            return Z
+        out: NDArray[np.float64] = Z * self.scale + self.shift
+        return out
+
     def info(self) -> dict[str, Any]:
         """Provenance recorded in :attr:`SearchResult.kernel`."""
         return {"mode": self.mode, "kernel": "rbf", "gamma": float(self.gamma),

@@ -33,13 +33,19 @@ from lwlib.search.evidence import combine_evidence, predicted_losses, row_losses
 from lwlib.search.requirement import Requirement, as_requirement
 from lwlib.search.result import SearchResult, SingleMatch
 from lwlib.search.searcher import MarketSearcher, SearchEntry, _pick_stat_spec
-from lwlib.search.single import score_single
+from lwlib.search.single import SingleRanking, score_single
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["LabelledSearcher", "label_aware_of", "Predictors", "rerank_by_labels"]
 
 Predictors = Mapping[str, Any] | Callable[[Sequence[str]], Mapping[str, Any]]
+
+
+def _task_of_labels(y: Any) -> str:
+    """Whole-number labels mean classification; anything else is regression."""
+    yy = np.asarray(y)
+    return "classification" if yy.dtype.kind in "iub" or np.all(yy == np.round(yy)) else "regression"
 
 
 def label_aware_of(stat: Any) -> LabelAwareSpec | None:
@@ -108,11 +114,11 @@ class LabelledSearcher(LwEstimator):
     def fit(self, entries: Sequence[SearchEntry | tuple[str, Any, Any]]) -> LabelledSearcher:
         """Index the market (P(X)) and stack each feature space's label-aware outputs beside its reduced sets."""
         validate_params(self)
-        entries = [SearchEntry(*e) for e in entries]
-        self.market_ = MarketSearcher(top_k=self.top_k, max_mixture=self.max_mixture, kernel=self.kernel).fit(entries)
+        listed = [SearchEntry(*e) for e in entries]
+        self.market_ = MarketSearcher(top_k=self.top_k, max_mixture=self.max_mixture, kernel=self.kernel).fit(listed)
         self.label_specs_: dict[str, LabelAwareSpec] = {}
         self.tasks_: dict[str, str] = {}
-        for e in entries:  # bookkeeping per learnware; numeric work is batched per group below
+        for e in listed:  # bookkeeping per learnware; numeric work is batched per group below
             rkme, la = _pick_stat_spec(e.stat_spec), label_aware_of(e.stat_spec)
             if la is not None and rkme is not None and not la.matches(rkme.z_, rkme.beta_):
                 logger.warning("label-aware spec of %s was made on another RKME; ignored", e.learnware_id)
@@ -152,7 +158,8 @@ class LabelledSearcher(LwEstimator):
         base = self.market_.search(req)
         if req.n_labels == 0 and base.singles and predictors is not None and req.X is not None and self.consensus > 0:
             return self._consensus(base, req, predictors)
-        if req.n_labels == 0 or not base.singles:
+        X_labels, y_labels = req.X_labels, req.y_labels
+        if req.n_labels == 0 or not base.singles or X_labels is None or y_labels is None:
             return replace(base, evidence={"decided_by": "P(X)", "n_labels": req.n_labels})
         user_spec = req.rkme
         candidates = [m.learnware_id for m in base.semantic] if req.semantic is not None else None
@@ -161,16 +168,16 @@ class LabelledSearcher(LwEstimator):
         if ranking is None:
             return base
         ids = ranking.ids
-        task = req.task or self._infer_task(ids, req.y_labels)
+        task = req.task or self._market_task(ids) or _task_of_labels(y_labels)
         group = ranking.group
         F, has = self._outputs[(group.spec_type, group.n_features)]
         rows = ranking.rows
-        Xl = ranking.view.transform(req.X_labels)
+        Xl = ranking.view.transform(X_labels)
         pred = np.full(len(rows), np.nan)
         ok = has[rows]
         if ok.any():
             sel = torch.from_numpy(rows[ok])
-            pred[ok] = predicted_losses(ranking.view.Zs[sel], ranking.view.betas[sel], F[sel], Xl, req.y_labels,
+            pred[ok] = predicted_losses(ranking.view.Zs[sel], ranking.view.betas[sel], F[sel], Xl, y_labels,
                                         gamma=ranking.view.gamma * float(self.smoothing), task=task)
         log_mmd = np.log(ranking.mmd2 + 1e-12)
         short = self._shortlist(log_mmd, pred)
@@ -183,7 +190,7 @@ class LabelledSearcher(LwEstimator):
             order = np.argsort(spec_score, kind="stable")
             evidence.update(decided_by="specifications", label_weight=0.0, shortlist=0)
             return self._result(base, ranking, order, evidence, {})
-        per_row = np.stack([row_losses(opened[ids[i]].predict(req.X_labels), req.y_labels, task) for i in short])
+        per_row = np.stack([row_losses(opened[ids[i]].predict(X_labels), y_labels, task) for i in short])
         # The prior uses label-free evidence only: the spec-predicted loss is measured on the same labelled rows, so
         # its noise is the empirical loss's noise and a prior fitted on it would explain that noise away.
         comb = combine_evidence(per_row, log_mmd[short][:, None], task=task, ridge=float(self.ridge))
@@ -212,7 +219,7 @@ class LabelledSearcher(LwEstimator):
         cands = [m.learnware_id for m in base.singles[:int(self.consensus)]]
         for m in base.mixtures[:1]:
             cands += [i for i in m.learnware_ids if i not in cands]
-        task = req.task or self._infer_task(cands, None)
+        task = req.task or self._market_task(cands)
         opened = self._open(predictors, cands)
         members = [opened[i] for i in cands if i in opened and getattr(opened[i], "spec", None) is not None]
         if len(members) < 2 or task is None:
@@ -233,14 +240,10 @@ class LabelledSearcher(LwEstimator):
         return replace(base, singles=tuple((ranked + rest)[:int(self.top_k)]), evidence=evidence)
 
     # ----------------------------------------------------------------------------------------------- helpers
-    def _infer_task(self, ids: Sequence[str], y: Any) -> str | None:
+    def _market_task(self, ids: Sequence[str]) -> str | None:
+        """The task the learnwares ``ids`` agree on (None when they disagree or say nothing)."""
         tasks = {self.tasks_[i] for i in ids if i in self.tasks_}
-        if len(tasks) == 1:
-            return tasks.pop()
-        if y is None:
-            return None
-        yy = np.asarray(y)
-        return "classification" if yy.dtype.kind in "iub" or np.all(yy == np.round(yy)) else "regression"
+        return tasks.pop() if len(tasks) == 1 else None
 
     def _shortlist(self, log_mmd: NDArray[np.float64], pred: NDArray[np.float64]) -> NDArray[np.int64]:
         s = int(self.shortlist)
@@ -271,7 +274,7 @@ class LabelledSearcher(LwEstimator):
             opened = {i: predictors[i] for i in ids if i in predictors}
         return {i: p for i, p in opened.items() if hasattr(p, "predict")}
 
-    def _result(self, base: SearchResult, ranking: Any, order: NDArray[np.int64], evidence: dict[str, Any],
+    def _result(self, base: SearchResult, ranking: SingleRanking, order: NDArray[np.int64], evidence: dict[str, Any],
                 losses: Mapping[str, tuple[float, float]]) -> SearchResult:
         s = ranking.scores()
         ids = ranking.ids

@@ -78,7 +78,8 @@ def mixture_weights(K: Any, c: Any) -> NDArray[np.float64]:
         w, _ = simplex_qp_batch(K[None], c[None])
         w = w[0]
     w = np.clip(w, 0.0, None)
-    return w / w.sum()
+    normalised: NDArray[np.float64] = w / w.sum()
+    return normalised
 
 
 def simplex_qp_batch(K: Any, c: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from lwlib.search.result import MixtureMatch, SearchResult, SingleMatch
 from lwlib.search.scores import REFERENCE_MIN_SCORE, reference_scores
 from lwlib.search.semantic import SemanticSearcher
 from lwlib.search.single import SingleRanking, score_single
+
+if TYPE_CHECKING:
+    from lwlib.rkme.rkme import RKMETableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +112,16 @@ class MarketSearcher(LwEstimator):
     def fit(self, entries: Sequence[SearchEntry | tuple[str, Any, Any]]) -> MarketSearcher:
         """Index the market: keep semantic specs, stack the statistical specs per feature space."""
         validate_params(self)
-        entries = [SearchEntry(*e) for e in entries]
-        self.entries_ = [(str(e.learnware_id), e.semantic_spec) for e in entries]
-        stats = [(str(e.learnware_id), _pick_stat_spec(e.stat_spec)) for e in entries]
+        listed = [SearchEntry(*e) for e in entries]
+        self.entries_ = [(str(e.learnware_id), e.semantic_spec) for e in listed]
+        stats = [(str(e.learnware_id), _pick_stat_spec(e.stat_spec)) for e in listed]
         stats = [(i, s) for i, s in stats if s is not None]
         self.index_ = SpecIndex.build([i for i, _ in stats], [s for _, s in stats])
         logger.info("market searcher fitted on %d learnwares (%d with a statistical spec, %d feature spaces)",
-                    len(entries), len(stats), len(self.index_.groups))
+                    len(listed), len(stats), len(self.index_.groups))
         return self
 
-    def _user_spec_from_data(self, user_X: Any) -> Any:
+    def _user_spec_from_data(self, user_X: Any) -> RKMETableSpec:
         """Fit the user's RKME on the user side; in market mode fit it in the market's standardised space."""
         from lwlib.rkme.rkme import RKMETableSpec
 
@@ -127,8 +130,8 @@ class MarketSearcher(LwEstimator):
         if self.kernel != "market" or group is None:
             return RKMETableSpec().fit(X)
         view = group.view("market")
-        spec = RKMETableSpec(gamma=view.gamma).fit((X - view.shift) / view.scale)
-        spec.z_ = spec.z_ * view.scale + view.shift  # back to raw units: the index standardises every query
+        spec = RKMETableSpec(gamma=view.gamma).fit(view.standardise(X))
+        spec.z_ = view.unstandardise(spec.z_)  # back to raw units: the index standardises every query
         return spec
 
     def search(self, query: Any = None, user_spec: Any = None, user_X: Any = None) -> SearchResult:

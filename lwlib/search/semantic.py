@@ -14,7 +14,7 @@ description is blended into the score (it ranks, it does not filter), and every 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, overload
 
 import numpy as np
 from rapidfuzz import fuzz, process, utils
@@ -23,7 +23,7 @@ from lwlib._validation import check_is_fitted
 from lwlib.base import LwEstimator
 from lwlib.constants import FUZZY_MIN_SCORE
 from lwlib.errors import SearchError
-from lwlib.search.result import SemanticMatch
+from lwlib.search.result import SearchResult, SemanticMatch
 from lwlib.semantic import SemanticQuery, SemanticSpec
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,16 @@ class SemanticSearcher(LwEstimator):
         self.entries_ = [(str(e[0]), _as_spec(e[1])) for e in entries]
         return self
 
+    @overload
+    def search(self, query: Any = None, entries: None = None) -> SearchResult: ...
+
+    @overload
+    def search(self, query: Any, entries: Sequence[tuple[str, SemanticSpec | Mapping[str, Any] | None]]
+               ) -> list[SemanticMatch]: ...
+
     def search(self, query: Any = None,
-               entries: Sequence[tuple[str, SemanticSpec | Mapping[str, Any] | None]] | None = None) -> Any:
+               entries: Sequence[tuple[str, SemanticSpec | Mapping[str, Any] | None]] | None = None
+               ) -> SearchResult | list[SemanticMatch]:
         """Return the learnwares matching ``query``, best first, with scores in [0, 1].
 
         Parameters
@@ -126,7 +134,6 @@ class SemanticSearcher(LwEstimator):
             Empty when nothing matches (never raises for "no match").
         """
         from lwlib.search.requirement import Requirement
-        from lwlib.search.result import SearchResult
 
         if isinstance(query, Requirement):
             query = query.semantic

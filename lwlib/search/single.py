@@ -116,8 +116,8 @@ def score_single(index: SpecIndex, query_spec: Any, *, kernel: str = "market", c
         limit = DEFAULT_SHORTLIST if kernel == "market" else 0
     else:
         limit = int(shortlist or 0)
-    if limit > 0 and rows.size > limit and view.sketch is not None:
-        qs = view.query_sketch(qz, qb)
+    qs = view.query_sketch(qz, qb) if limit > 0 and rows.size > limit and view.sketch is not None else None
+    if qs is not None and view.sketch is not None:  # a view with a sketch always sketches the query too
         sk = view.sketch if rows.size == len(group) else view.sketch[torch.from_numpy(rows)]
         approx = view.self_terms[rows] - 2.0 * (sk @ qs).numpy()
         rows = rows[np.argpartition(approx, limit - 1)[:limit]]
