@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lwlib.dock import Dock
     from lwlib.registry import RegisteredVersion
 
-__all__ = ["rebuild_catalog", "restore_from_registry", "DoctorReport", "doctor"]
+__all__ = ["rebuild_catalog", "restore_from_registry", "DoctorReport", "doctor", "delete_learnware"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ def rebuild_catalog(dock: Dock) -> int:
             newest[v.name] = v
     for v in newest.values():
         restore_from_registry(dock, v)
+    from lwlib.market import rebuild_index
+
+    rebuild_index(dock.settings)
     logger.info("catalog rebuilt: %d learnwares from %s", len(newest), dock.settings.mlflow_uri)
     return len(newest)
 
@@ -145,12 +148,33 @@ def _repair(dock: Dock, report: DoctorReport, registered: dict[str, RegisteredVe
     for lid in report.registry_without_catalog:  # registered, killed before the catalog write: complete it
         restore_from_registry(dock, registered[lid])
     if report.catalog_without_registry:  # the registry is the system of record: drop rows it does not hold
-        with dock.catalog_writer() as cat, cat.transaction():
-            for lid in report.catalog_without_registry:
-                cat.delete(lid)
+        from lwlib.market import update_index
+
+        with dock.catalog_writer() as cat:
+            with cat.transaction():
+                for lid in report.catalog_without_registry:
+                    cat.delete(lid)
+            update_index(dock.settings, removed=report.catalog_without_registry, catalog=cat)
         for lid in report.catalog_without_registry:
             dock.packages.discard(lid)
             dock.discard_runtime_context(lid)
     for run_id in report.stale_mlflow_runs:
         dock.registry.end_run(run_id, status="KILLED")
     logger.info("doctor repaired %d problems", report.problems)
+
+
+def delete_learnware(dock: Dock, learnware_id: str) -> Any:
+    """Remove one learnware everywhere: registry first (the system of record), then the catalog row and its
+    index entry, then its package and OCI context. Returns the removed catalog row."""
+    from lwlib.market import update_index
+
+    rec = dock.get(learnware_id)
+    if rec.registry_name:
+        dock.registry.delete_learnware(rec.registry_name)
+    with dock.catalog_writer() as cat:
+        with cat.transaction():
+            cat.delete(learnware_id)
+        update_index(dock.settings, removed=[learnware_id], catalog=cat)
+    dock.packages.discard(learnware_id)
+    dock.discard_runtime_context(learnware_id)
+    return rec

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from numpy.typing import NDArray
 
@@ -270,11 +270,21 @@ def catalog(dock: Dock, sub: Submission) -> Submission:
     payloads = [SpecPayload.from_spec(sub.id, s) for s in sub.learnware.stat_specs.values()]
     if sub.label_spec is not None:
         payloads.append(SpecPayload.from_spec(sub.id, sub.label_spec))
-    with dock.catalog_writer() as cat, cat.transaction():
-        stored = cat.upsert_learnware(rec, payloads)
-        cat.add_check(CheckRecord(sub.id, "submit", sub.check.status, sub.check.reason, sub.check.to_dict(),
-                                  sub.check.duration_s))
+    with dock.catalog_writer() as cat:
+        with cat.transaction():
+            stored = cat.upsert_learnware(rec, payloads)
+            cat.add_check(CheckRecord(sub.id, "submit", sub.check.status, sub.check.reason, sub.check.to_dict(),
+                                      sub.check.duration_s))
+        _update_index(dock, cat, added=[sub.id])
     return sub.extend("catalog", t0, record=stored)
+
+
+def _update_index(dock: Dock, cat: Any, *, added: Sequence[str] = (), removed: Sequence[str] = ()) -> None:
+    """Bring the persisted search index up to date inside the writer's open connection (never raises: a stale
+    index is brought up to date by the next reader)."""
+    from lwlib.market import update_index
+
+    update_index(dock.settings, added=added, removed=removed, catalog=cat)
 
 
 def unregister(dock: Dock, sub: Submission) -> None:
@@ -294,10 +304,12 @@ def recheck(dock: Dock, record: LearnwareRecord) -> tuple[CheckReport, Status]:
         report = check_learnware(dock.open_learnware(record), dock.open_model)
     except LwdockError as exc:  # e.g. a stored package that today's bounds refuse: a status, not a crash
         report = open_failure_report(exc)
-    with dock.catalog_writer() as cat, cat.transaction():
-        cat.add_check(CheckRecord(record.id, "recheck", report.status, report.reason, report.to_dict(),
-                                  report.duration_s))
-        cat.set_status(record.id, report.status, report.reason)
+    with dock.catalog_writer() as cat:
+        with cat.transaction():
+            cat.add_check(CheckRecord(record.id, "recheck", report.status, report.reason, report.to_dict(),
+                                      report.duration_s))
+            cat.set_status(record.id, report.status, report.reason)
+        _update_index(dock, cat, added=[record.id])
     if record.registry_name and record.registry_version:
         dock.registry.set_usable(record.registry_name, record.registry_version, report.status is Status.USABLE)
     return report, record.status

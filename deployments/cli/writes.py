@@ -109,28 +109,12 @@ def delete(learnware: str = typer.Argument(..., metavar="ID_OR_NAME", help="Id, 
 
 
 def delete_learnware(home: Path, learnware_id: str) -> str:
-    """Remove one learnware everywhere (registry first: it is the system of record); returns its name.
-
-    Uses the engine's own delete when it has one; otherwise composes the stores' public removals.
-    """
+    """Remove one learnware everywhere (registry, catalog, search index, package store); returns its name."""
     from lwlib.dock import Dock
-    from lwlib.market import update_index
+    from lwlib.maintenance import delete_learnware as delete_everywhere
     from lwlib.settings import Settings
 
-    dock = Dock(Settings(home=home))
-    rec = dock.get(learnware_id)
-    engine_delete = getattr(dock, "delete", None)
-    if callable(engine_delete):
-        engine_delete(learnware_id)
-    else:
-        if rec.registry_name and rec.registry_version:
-            dock.registry.delete_learnware(rec.registry_name)
-        with dock.catalog() as cat:
-            cat.delete(learnware_id)
-        dock.packages.discard(learnware_id)
-        dock.discard_runtime_context(learnware_id)
-    update_index(dock.settings, removed=[learnware_id])
-    return rec.name
+    return str(delete_everywhere(Dock(Settings(home=home)), learnware_id).name)
 
 
 def recheck(ids: Optional[list[str]] = typer.Argument(None, metavar="[ID_OR_NAME]...",

@@ -94,7 +94,8 @@ class RowFile:
     def __getitem__(self, key: Any) -> NDArray[Any]:
         if isinstance(key, (int, np.integer)):
             k = int(key) + (len(self) if int(key) < 0 else 0)
-            return self._read(k, k + 1)[0]
+            row: NDArray[Any] = self._read(k, k + 1)[0]
+            return row
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
             out = self._read(start, max(start, stop))
@@ -288,7 +289,7 @@ class IndexStore:
                 # no copy of the rows (unless the dtype differs); no fsync: the index is rebuildable, and a torn
                 # tail is cut at the next append / detected at load (file shorter than the manifest says)
                 dtype = f"S{ID_BYTES}" if name == "ids" else _FILES[name]
-                fh.write(memoryview(np.ascontiguousarray(arr, dtype=dtype)).cast("B"))
+                fh.write(memoryview(np.ascontiguousarray(arr, dtype=dtype).data).cast("B"))
         return {**entry, "n_rows": n + m}
 
     def clear_rows(self, entry: dict[str, Any], rows: NDArray[np.int64]) -> None:
