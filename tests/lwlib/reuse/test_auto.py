@@ -89,9 +89,63 @@ def test_top1_guard_holds_when_models_could_run(digits_case) -> None:
 
 def test_job_selector_weights_are_the_ones_its_fit_uses(digits_case) -> None:
     X = digits_case["X"][digits_case["te"]]
-    choice = choose_reuser_auto(digits_case["result"], task="classification", X=X, predictors=digits_case["preds"])
-    assert choice.kind == "job_selector"  # without label-aware specs nothing says one member covers the other
+    choice = choose_reuser_auto(digits_case["result"], task="classification", X=X, predictors=digits_case["preds"],
+                                route_split=1.01)  # route whatever the split, to compare weights
+    assert choice.kind == "job_selector"
     fitted = make_reuser("job_selector", [digits_case["preds"][i] for i in choice.learnware_ids], None,
                          "classification").fit(X)
     np.testing.assert_allclose(fitted.mixture_weights_, choice.weights)
     assert fitted.to_solution()["weights"] == pytest.approx(list(choice.weights))
+
+
+def test_without_label_specs_the_49_percent_case_still_deploys_top1(digits_case) -> None:
+    """No label-aware specs: the router sends (almost) every row to one member and the mixture gains little."""
+    X = digits_case["X"][digits_case["te"]]
+    choice = choose_reuser_auto(digits_case["result"], task="classification", X=X, predictors=digits_case["preds"])
+    assert choice.kind == "top1" and choice.learnware_ids == ("all",)
+    assert max(choice.evidence["route_share"].values()) >= 0.8
+    assert choice.warnings  # 0.53 / 0.47: diffuse, the user is told to give labels
+
+
+@pytest.fixture(scope="module")
+def split_case() -> dict:
+    """Two experts on separate input regions with their own classes; the user's rows come from both regions."""
+    rng = np.random.default_rng(1)
+
+    def region(centre: float, classes: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.choice(classes, n)
+        X = rng.normal(centre, 1.0, (n, 5))
+        X[:, 0] += np.where(y == classes[0], -1.5, 1.5)  # the classes differ along the first feature
+        return X, y
+
+    (Xa, ya), (Xb, yb) = region(0.0, (0, 1), 400), region(6.0, (2, 3), 400)
+    (Xua, yua), (Xub, yub) = region(0.0, (0, 1), 260), region(6.0, (2, 3), 200)
+    models = {"a": LogisticRegression().fit(Xa, ya), "b": LogisticRegression().fit(Xb, yb)}
+    specs = {"a": RKMETableSpec().fit(Xa), "b": RKMETableSpec().fit(Xb)}
+    las = {k: make_label_aware_spec(specs[k], models[k].predict, "classification", n_classes=4) for k in models}
+    preds = {k: InProcessLearnware(k, models[k], specs[k]) for k in models}
+    Xu, yu = np.vstack([Xua, Xub]), np.concatenate([yua, yub])
+    result = MarketSearcher().fit([(k, None, specs[k]) for k in models]).search(None, user_X=Xu)
+    return {"X": Xu, "y": yu, "result": result, "las": las, "preds": preds}
+
+
+def test_a_split_mixture_is_routed_and_beats_top1(split_case) -> None:
+    c = split_case
+    choice = choose_reuser_auto(c["result"], task="classification", X=c["X"], predictors=c["preds"],
+                                label_specs=c["las"])
+    assert choice.kind == "job_selector" and set(choice.learnware_ids) == {"a", "b"}
+    assert max(choice.evidence["route_share"].values()) < 0.8  # the evidence shown to the user
+    deployed = make_reuser("job_selector", [c["preds"][i] for i in choice.learnware_ids], None,
+                           "classification").fit(c["X"])
+    top = c["result"].singles[0].learnware_id
+    top_acc = float((c["preds"][top].predict(c["X"]) == c["y"]).mean())
+    assert float((deployed.predict(c["X"]) == c["y"]).mean()) > top_acc + 0.3  # top-1 knows two of four classes
+
+
+def test_a_concentrated_router_with_a_small_gain_deploys_top1(split_case) -> None:
+    """The same mixture, but the router would send ≥ route_split of the rows to one member: top-1, not routing."""
+    c = split_case
+    choice = choose_reuser_auto(c["result"], task="classification", X=c["X"], predictors=c["preds"],
+                                label_specs=c["las"], route_split=0.0, mixture_gain=0.0)
+    assert choice.kind == "top1" and choice.learnware_ids == (c["result"].singles[0].learnware_id,)
+    assert "top-1 deployed" in choice.evidence["rule"]
