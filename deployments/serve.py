@@ -98,7 +98,7 @@ def catalog_refresh() -> int:
     own ``LWDOCK_HOME`` and ``MLFLOW_TRACKING_URI`` pointing at the shared tracking server.
     """
     from lwlib.dock import Dock
-    from lwlib.rebuild import rebuild_catalog
+    from lwlib.maintenance import rebuild_catalog
 
     dock = Dock.from_env()
     n = rebuild_catalog(dock)
