@@ -10,8 +10,6 @@ the `lwdock serve` process, or the worker plus the deployment's job variables (`
 prefect.yaml). With ``LWDOCK_DASK_ADDRESS`` set, batch submissions run their items on that Dask cluster.
 """
 
-from __future__ import annotations
-
 import logging
 import os
 import signal
