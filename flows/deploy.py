@@ -61,13 +61,14 @@ def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, la
     """Find the best learnware and the best mixture for the user's data, reuse them and deploy the solution."""
     dock, timings, t0 = get_dock(), {}, time.perf_counter()
     req = _requirement(user_data, requirement, labelled_data)
-    market = deployment.load_market(dock)  # one read-only snapshot for the whole deployment
+    market = deployment.open_market(dock)  # one read-only snapshot for the whole deployment
     with deployment.RuntimePool(dock, market) as pool:  # each learnware's sandbox starts once per deployment
-        entries = semantic_search(market, req.semantic)
+        candidates = semantic_search(market, req)
         timings["semantic_search"] = time.perf_counter() - t0
-        result = stat_search(market, entries, req, top_k, max_mixture, pool)
+        result = stat_search(market, req, top_k, max_mixture, pool)
         timings["stat_search"] = time.perf_counter() - t0 - sum(timings.values())
-        out = DeployResult.from_search(result, market.records)
+        ids = [m.learnware_id for m in result.singles] + [i for m in result.mixtures for i in m.learnware_ids]
+        out = DeployResult.from_search(result, market.records_for(list(dict.fromkeys(ids))))
         outcome = reuse(dock, market, result, req, reuser, pool)
         timings["reuse"] = time.perf_counter() - t0 - sum(timings.values())
     if outcome is not None:
@@ -76,7 +77,7 @@ def find_and_reuse(user_data: str, requirement: dict[str, Any] | None = None, la
         log = {"params": {"top_k": top_k, "max_mixture": max_mixture, "reuser_asked": reuser,
                           "n_user_rows": int(req.X.shape[0]) if req.X is not None else 0,
                           "n_features": int(req.X.shape[1]) if req.X is not None else 0,
-                          "n_labels": req.n_labels, "n_candidates": len(entries),
+                          "n_labels": req.n_labels, "n_candidates": len(candidates) or "all",
                           "query": requirement or {}},
                "timings": timings, "table": out.rows}
         ref = deploy(dock, market, outcome, name, log)

@@ -1,10 +1,10 @@
 """The deploying stage as typed steps: find (semantic + statistical search) → reuse → deploy.
 
-One :class:`Market` per deployment: the catalog is read once, read-only, and every later step (search, opening
-runtimes, registering the solution) works from that snapshot, with no per-learnware catalog re-read. The CLI's
-``lwdock search`` and the flow's search steps share :func:`find`. Learnwares are always called through their
-isolated runtimes (:class:`RuntimeLearnware`); only the dock's own fitted parts (a router, a linear head) run
-in-process.
+One market snapshot per deployment (:class:`lwlib.market.MarketSnapshot`: the catalog read-only plus the persisted
+search index): every step (search, opening runtimes, registering the solution) works from it, reading only the
+rows it needs. ``lwdock search``, ``lwdock api`` and the deploying flow share one call, :func:`search_market`.
+Learnwares are always called through their isolated runtimes (:class:`RuntimeLearnware`); only the dock's own
+fitted parts (a router, a linear head) run in-process.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from lwlib.reuse.auto import ReuserKind
 from lwlib.search import SearchResult
 from lwlib.search.requirement import Requirement
 from lwlib.search.searcher import SearchEntry
-from lwlib.status import Status
 
 if TYPE_CHECKING:
     from lwlib.catalog import LearnwareRecord
     from lwlib.dock import Dock
     from lwlib.submission import RegistryRef
 
-__all__ = ["Market", "CatalogMarket", "load_market", "semantic_filter", "find", "result_rows", "RuntimeLearnware",
+__all__ = ["Market", "open_market", "search_market", "semantic_filter", "find", "result_rows", "RuntimeLearnware",
            "ReuseOutcome", "RuntimePool", "choose_reuser", "reuse", "deploy", "infer_task", "COLUMN_MAPS_PART"]
 
 logger = logging.getLogger(__name__)
@@ -39,35 +38,50 @@ COLUMN_MAPS_PART = "column_maps"  # solution part: learnware id → ColumnMap (u
 
 
 class Market(Protocol):
-    """What the deploying stage reads from the market: search entries and the catalog rows behind them."""
+    """What the deploying stage reads from the market (satisfied by :class:`lwlib.market.MarketSnapshot`)."""
 
-    @property
-    def entries(self) -> Sequence[SearchEntry]: ...
+    def search(self, requirement: Any = None, *, top_k: int = 10, max_mixture: int = 5) -> SearchResult: ...
 
-    @property
-    def records(self) -> Mapping[str, LearnwareRecord]: ...
+    def entries_for(self, ids: Sequence[str]) -> list[SearchEntry]: ...
 
-
-@dataclass(frozen=True)
-class CatalogMarket:
-    """A read-only snapshot of the USABLE market, read from the catalog in one read-only open."""
-
-    entries: tuple[SearchEntry, ...] = ()
-    records: Mapping[str, LearnwareRecord] = field(default_factory=dict)
+    def records_for(self, ids: Sequence[str]) -> dict[str, LearnwareRecord]: ...
 
 
-def load_market(dock: Dock, *, status: Status = Status.USABLE) -> CatalogMarket:
-    """Everything search and reuse need, from the catalog in two queries: rows, semantic specs and fitted RKMEs."""
-    if not dock.settings.catalog_path.exists():
-        return CatalogMarket()
-    with dock.catalog(read_only=True) as cat:
-        records = {r.id: r for r in cat.list(status=status)}
-        payloads = cat.load_spec_payloads(ids=list(records)) if records else []
-    specs: dict[str, dict[str, Any]] = {}
-    for p in payloads:
-        specs.setdefault(p.learnware_id, {})[p.spec_type] = p.to_spec()
-    entries = tuple(SearchEntry(i, r.semantic_spec(), specs.get(i)) for i, r in records.items())
-    return CatalogMarket(entries, records)
+def open_market(dock: Dock) -> Market:
+    """The deployment's snapshot of the market (read-only, index brought up to date incrementally)."""
+    from lwlib.market import MarketSnapshot
+
+    return MarketSnapshot.open(dock.settings)
+
+
+def search_market(market: Market, requirement: Requirement, *, top_k: int = 10, max_mixture: int = 5,
+                  predictors: Any = None) -> SearchResult:
+    """The one search of the dock: the CLI, the HTTP API and the deploying flow all call it.
+
+    The semantic filter and the P(X) ranking come from the market snapshot (numpy, persisted index). Labelled rows
+    refine the ranking among the same candidates with the label-aware specs and, when ``predictors`` can run the
+    shortlisted learnwares (sandboxed runtimes), with their real loss on those rows (:func:`find`). The result says
+    which evidence decided.
+    """
+    base = market.search(requirement, top_k=top_k, max_mixture=max_mixture)
+    if requirement.n_labels == 0 or not base.singles:
+        return replace(base, evidence={"decided_by": "P(X)", "n_labels": requirement.n_labels, **base.evidence})
+    ids = [m.learnware_id for m in base.semantic] if base.semantic else None
+    if ids is None:  # the whole compatible market: every learnware in the user's feature space
+        ids = _same_space(market, base)
+    return find(market.entries_for(ids), requirement, top_k=top_k, max_mixture=max_mixture, predictors=predictors)
+
+
+def _same_space(market: Market, base: SearchResult) -> list[str]:
+    group = getattr(market, "group_for", None)
+    kernel = base.kernel or {}
+    if callable(group) and "spec_type" in kernel and "n_features" in kernel:
+        g = group(kernel["spec_type"], int(kernel["n_features"]))
+        if g is not None:
+            import numpy as _np
+
+            return [bytes(g.ids[r]).decode() for r in _np.flatnonzero(g.live)]
+    return [m.learnware_id for m in base.singles]
 
 
 def semantic_filter(entries: Sequence[SearchEntry], query: Any) -> tuple[list[SearchEntry], dict[str, float]]:
@@ -145,21 +159,20 @@ class RuntimePool:
 
     def get(self, learnware_id: str) -> RuntimeLearnware:
         if learnware_id not in self._open:
-            rec = self.market.records[learnware_id]
+            rec = self.market.records_for([learnware_id])[learnware_id]
             model = self._stack.enter_context(self.dock.open_model(self.dock.open_learnware(rec)))
-            spec = next((_table_spec(e.stat_spec) for e in self.market.entries if e.learnware_id == learnware_id),
-                        None)
+            entry = self.market.entries_for([learnware_id])
+            spec = _table_spec(entry[0].stat_spec) if entry else None
             self._open[learnware_id] = RuntimeLearnware(learnware_id, model, spec)
         return self._open[learnware_id]
 
     def __call__(self, ids: Sequence[str]) -> dict[str, RuntimeLearnware]:
         out = {}
         for i in ids:
-            if i in self.market.records:
-                try:
-                    out[i] = self.get(i)
-                except LwdockError as exc:  # a learnware that no longer starts is left out, not fatal
-                    logger.warning("learnware %s could not be started: %s", i[:12], exc.message)
+            try:
+                out[i] = self.get(i)
+            except (LwdockError, KeyError) as exc:  # a learnware that is gone or no longer starts is left out
+                logger.warning("learnware %s could not be started: %s", i[:12], getattr(exc, "message", exc))
         return out
 
     def close(self) -> None:
@@ -257,8 +270,10 @@ def reuse(dock: Dock, market: Market, result: SearchResult, requirement: Require
         return None
     own_pool = pool is None
     pool = pool or RuntimePool(dock, market)
+    candidates = [m.learnware_id for m in result.singles] + [i for m in result.mixtures for i in m.learnware_ids]
+    entries = market.entries_for(list(dict.fromkeys(candidates)))
     try:
-        task = infer_task(market.entries, [result.singles[0].learnware_id])
+        task = infer_task(entries, [result.singles[0].learnware_id])
         X = requirement.X
         maps = getattr(result, "matches", {})  # cross-feature-space search: reuse through each column map
         predictors = _mapped_predictors(pool, result, X) if maps else pool
@@ -267,7 +282,7 @@ def reuse(dock: Dock, market: Market, result: SearchResult, requirement: Require
         if kind == "auto":
             wanted = [m.learnware_id for m in result.singles[:POOL_SIZE]]
             wanted += [i for m in result.mixtures[:1] for i in m.learnware_ids if i not in wanted]
-            label_specs = {e.learnware_id: la for e in market.entries if (la := label_aware_of(e.stat_spec))}
+            label_specs = {e.learnware_id: la for e in entries if (la := label_aware_of(e.stat_spec))}
             choice = choose_reuser_auto(result, task=task, X=X, X_labels=requirement.X_labels,
                                         y_labels=requirement.y_labels, predictors=predictors(wanted),
                                         label_specs=label_specs)
@@ -278,7 +293,7 @@ def reuse(dock: Dock, market: Market, result: SearchResult, requirement: Require
         if kind_ in ("ensemble_pruning", "feature_augment") and requirement.n_labels == 0:
             raise ReuseError(f"the {kind_} reuser learns from labelled data; pass --labels (X_label, y_label) or "
                              "choose top1 / job_selector / averaging", code="labels_required")
-        task = infer_task(market.entries, ids)
+        task = infer_task(entries, ids)
         opened = predictors(ids)
         members = [opened[i] for i in ids]
         reuser = make_reuser(kind_, members, weights or None, task)
@@ -315,5 +330,6 @@ def deploy(dock: Dock, market: Market, outcome: ReuseOutcome, name: str, search_
            ) -> RegistryRef:
     """Register the solution (its learnwares' zips, recipe and our fitted parts) in one MLflow run that also
     records the search: params (query, top-k, chosen learnwares, weights), timings and the result table."""
-    zips = {lid: market.records[lid].zip_path for lid in outcome.learnware_ids}
+    records = market.records_for(list(outcome.learnware_ids))
+    zips = {lid: records[lid].zip_path for lid in outcome.learnware_ids}
     return dock.registry.register_solution_run(name, zips, outcome, search_log)

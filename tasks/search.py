@@ -10,24 +10,28 @@ from lwlib import deployment
 from lwlib.deployment import Market
 from lwlib.search import SearchResult
 from lwlib.search.requirement import Requirement
-from lwlib.search.searcher import SearchEntry
 
 
 @task(name="semantic-search", tags=["deploy"], cache_policy=NONE, timeout_seconds=120)
-def semantic_search(market: Market, query: Any) -> list[SearchEntry]:
-    """Keep the market's learnwares that match the semantic requirement (tags, name and description)."""
-    entries, scores = deployment.semantic_filter(market.entries, query)
-    get_run_logger().info("semantic search: %d of %d learnwares pass%s", len(entries), len(market.entries),
-                          f" (best text score {max(scores.values()):.2f})" if scores else "")
-    return entries
+def semantic_search(market: Market, requirement: Requirement) -> list[str]:
+    """The learnwares whose semantic spec matches the requirement (tags, name and description), best first."""
+    if requirement.semantic is None:
+        get_run_logger().info("semantic search: no semantic requirement, the whole market is searched")
+        return []
+    found = market.search(Requirement(semantic=requirement.semantic)).semantic
+    get_run_logger().info("semantic search: %d learnwares pass%s", len(found),
+                          f" (best text score {found[0].score:.2f})" if found else "")
+    return [m.learnware_id for m in found]
 
 
 @task(name="stat-search", tags=["deploy"], cache_policy=NONE, timeout_seconds=600)
-def stat_search(market: Market, entries: list[SearchEntry], requirement: Requirement, top_k: int,
-                max_mixture: int, predictors: Any = None) -> SearchResult:
+def stat_search(market: Market, requirement: Requirement, top_k: int, max_mixture: int,
+                predictors: Any = None) -> SearchResult:
     """Rank learnwares by MMD to the user's RKME (and by loss on their labelled rows); find the best mixture."""
-    result = deployment.find(entries, requirement, top_k=top_k, max_mixture=max_mixture, predictors=predictors)
-    rows = deployment.result_rows(result, market.records)
+    result = deployment.search_market(market, requirement, top_k=top_k, max_mixture=max_mixture,
+                                      predictors=predictors)
+    ids = [m.learnware_id for m in result.singles] + [i for m in result.mixtures for i in m.learnware_ids]
+    rows = deployment.result_rows(result, market.records_for(list(dict.fromkeys(ids))))
     if rows:
         create_table_artifact(key="search-results", table=rows, description="Single and mixture matches")
     get_run_logger().info("stat search: %d singles, %d mixtures; decided by %s; %s", len(result.singles),

@@ -1,7 +1,8 @@
 """The dock's own memory stays bounded whatever a model sends back (issue 10: worst case <= 1.5 GB peak RSS).
 
-Each scenario runs the real check in a fresh Python process (so ``ru_maxrss`` is that scenario's peak, not the test
-session's) with the default :class:`RuntimeLimits` (256 MiB answers): an answer just under the limit, one over it,
+Each scenario runs the real check in a fresh Python process (its ``VmHWM`` is that scenario's peak, not the test
+session's: ``ru_maxrss`` survives exec and would report the parent's peak)
+with the default :class:`RuntimeLimits` (256 MiB answers): an answer just under the limit, one over it,
 and a gigabyte of stderr with and without newlines. Run this file directly to print the figures:
 ``python tests/hostile/runtime/test_dock_memory.py``.
 """
@@ -31,8 +32,13 @@ SCENARIOS = {
                              "return X.sum(axis=1)",
 }
 DRIVER = textwrap.dedent('''
-    import json, os, resource, sys, tempfile, textwrap
+    import json, os, sys, tempfile, textwrap
     from pathlib import Path
+
+    def hwm_kib():  # this address space's peak RSS; ru_maxrss would carry the parent's peak over fork+exec
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     if os.environ.get("LWDOCK_MEMORY_HEAVY"):  # the dock process as a flow run has these loaded
         import mlflow, prefect, torch  # noqa: F401
     from types import SimpleNamespace
@@ -53,9 +59,9 @@ DRIVER = textwrap.dedent('''
                              semantic_spec=None, stat_specs={}, manifest=SimpleNamespace(model=ModelEntrySpec()))
         envs = EnvironmentManager(Path(tmp) / "envs", Path(tmp) / "uv")
         limits = RuntimeLimits(call_timeout=300, startup_timeout=120)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = hwm_kib()
         report = check_learnware(lw, lambda lw: Runtime.open(lw, envs=envs, hide=(Path(tmp),), limits=limits))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = hwm_kib()
     print(json.dumps({"status": report.status.value, "code": report.code, "reason": report.reason,
                       "rss_before_mb": before / 1024, "peak_rss_mb": peak / 1024}))
 ''')
