@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 import typer
-from rich.console import Console
+
+from deployments.cli.term import console, err, show_text
 
 __all__ = ["console", "err", "EXIT", "EPILOG", "UserError", "fail", "handle_error", "show_text", "HomeOpt",
            "VerboseOpt", "JsonOpt", "StatusChoice", "ReuserChoice", "RuntimeChoice", "configure", "home_of",
            "print_json", "read_json_file", "state"]
-
-console = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class EXIT(enum.IntEnum):
@@ -56,23 +53,6 @@ class UserError(Exception):
 
 def fail(message: str, code: int = EXIT.USAGE) -> NoReturn:
     raise UserError(message, code)
-
-
-_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
-
-
-def show_text(value: Any, *, max_chars: int | None = 200) -> str:
-    """Catalog or user text made safe for Rich: control characters stripped, markup escaped, length bounded."""
-    try:
-        from lwlib.text import display_text
-    except ImportError:  # pragma: no cover - lwlib.text ships with lwlib; keep the CLI safe without it
-        from rich.markup import escape
-
-        text = _CTRL.sub("", "" if value is None else str(value))
-        if max_chars is not None and len(text) > max_chars:
-            text = text[:max_chars - 1] + "…"
-        return escape(text)
-    return display_text("" if value is None else value, max_chars=max_chars)
 
 
 def _code_of(exc: BaseException) -> int:

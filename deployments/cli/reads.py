@@ -13,10 +13,12 @@ from typing import Any, Optional
 
 import typer
 
+from deployments.cli import listing
 from deployments.cli.common import (EPILOG, EXIT, HomeOpt, JsonOpt, StatusChoice, VerboseOpt, console, fail,
                                     home_of, print_json, read_json_file, show_text, state)
+from deployments.cli.listing import STATUS_STYLE
 
-STATUS_STYLE = {"USABLE": "green", "NONUSABLE": "yellow", "INVALID": "red"}
+__all__ = ["STATUS_STYLE", "list_", "show", "search", "register"]
 
 
 def _status(value: Any) -> str:
@@ -31,41 +33,22 @@ def _empty_market(home: Path) -> bool:
 def list_(status: Optional[StatusChoice] = typer.Option(None, "--status", case_sensitive=False,
                                                           help="Only learnwares with this status."),
           limit: int = typer.Option(50, "--limit", "-n", min=0, metavar="N", help="Show at most this many (0 = all)."),
+          offset: int = typer.Option(0, "--offset", min=0, metavar="N",
+                                     help="Skip this many first (the next page: --offset 50)."),
           as_json: bool = JsonOpt, home: Optional[Path] = HomeOpt, verbose: bool = VerboseOpt) -> None:
-    """List the learnwares in the market catalog (oldest first)."""
+    """List the learnwares in the market catalog (oldest first), one page at a time."""
     state.verbose = state.verbose or verbose
     h = home_of(home)
     if _empty_market(h):
-        if as_json:
-            print_json({"total": 0, "learnwares": []})
-        else:
-            console.print("The market is empty: submit a learnware with `lwdock submit FILE.zip`.")
+        listing.render_empty(as_json)
         return
     from lwlib.market.scan import open_read_only
 
     st = status.value if status is not None else None
-    with open_read_only(h / "catalog.duckdb") as cat:
-        total = cat.count(status=st)
-        rows = cat.list(status=st, limit=limit or None)
-    if as_json:
-        print_json({"total": total, "learnwares": [_record_json(r) for r in rows]})
-        return
-    from rich.table import Table
-
-    shown = f"{len(rows)} of {total}" if len(rows) < total else str(total)
-    table = Table(title=f"{shown} learnwares" + (f" ({st})" if st else ""), title_justify="left")
-    table.add_column("name", overflow="fold", min_width=16)
-    table.add_column("id", no_wrap=True, min_width=12)
-    for col in ("status", "data", "task", "dim", "registry"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(show_text(r.name, max_chars=48), r.id[:12], _status(r.status), show_text(r.data_type or "-"),
-                      show_text(r.task_type or "-"), str(r.spec_dim or "-"),
-                      show_text(f"{r.registry_name}@{r.registry_version}" if r.registry_version else
-                                (r.registry_name or "-"), max_chars=60))
-    console.print(table)
-    if len(rows) < total:
-        console.print(f"{total - len(rows)} more: use --limit 0 to list all, or --status to filter.")
+    with open_read_only(h / "catalog.duckdb") as cat:  # waits for a writer; one-line error if it cannot open
+        total, cols, rows = listing.query(cat._con, status=st, limit=limit, offset=offset,  # noqa: SLF001
+                                          full=as_json)
+    listing.render(total, cols, rows, status=st, limit=limit, offset=offset, as_json=as_json)
 
 
 def _record_json(r: Any) -> dict[str, Any]:
