@@ -42,7 +42,7 @@ def _subset(scenario: Any, size: str) -> Any:
 def run_scenario(name: str, home: Path, *, size: str, progress: Progress) -> dict[str, Any]:
     from flows.deploy import find_and_reuse
     from flows.submit import submit_batch
-    from lwlib.deployment import load_market
+    from lwlib.deployment import open_market
     from lwlib.dock import Dock
     from lwlib.learnware.packager import package_learnware
     from lwlib.settings import Settings
@@ -64,7 +64,7 @@ def run_scenario(name: str, home: Path, *, size: str, progress: Progress) -> dic
     name_of = {r.learnware_id: lw.name for r, lw in zip(results, scenario.learnwares)}
     usable = sum(r.status.value == "USABLE" for r in results)
     specs = {name_of[e.learnware_id]: e.stat_spec.get("RKMETableSpecification", next(iter(e.stat_spec.values())))
-             for e in load_market(Dock(Settings(home=home))).entries if e.learnware_id in name_of}
+             for e in open_market(Dock(Settings(home=home))).entries_for(list(name_of))}
     t_users = progress.add_task(f"{name}: deploying flow per user", total=len(scenario.users))
     rows = []
     for user in scenario.users:

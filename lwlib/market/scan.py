@@ -100,7 +100,7 @@ def spec_keys(cat: Any) -> dict[str, NDArray[Any]]:
     """Every USABLE learnware's searchable spec, one per learnware, in market order (created_at, id).
 
     The chosen spec is the first with a point set by type name, as the torch path
-    (``lwlib.deployment.load_market`` + ``MarketSearcher``) picks it. Columns: ``id`` (bytes, S64),
+    (``lwlib.search.searcher.MarketSearcher``) picks it. Columns: ``id`` (bytes, S64),
     ``spec_type`` (as stored), ``d``.
     """
     cols = _sql(cat, f"""WITH {_CHOSEN.format(extra="")}
