@@ -118,7 +118,7 @@ def _transform(loss: NDArray[np.float64], task: str) -> NDArray[np.float64]:
 
 
 def combine_evidence(per_row: NDArray[np.float64], features: NDArray[np.float64], *, task: str,
-                     ridge: float = 1.0) -> Combination:
+                     ridge: float = 1.0, variance: str = "pooled", min_between: float = 0.2) -> Combination:
     """Shrink each shortlisted learnware's loss on n labelled rows towards a prior predicted from its specs.
 
     Parameters
@@ -131,11 +131,23 @@ def combine_evidence(per_row: NDArray[np.float64], features: NDArray[np.float64]
         Regression losses are combined on a log scale (MSEs are skewed and multiplicative).
     ridge : float
         Ridge penalty of the prior regression (in units of standardised features).
+    variance : {"pooled", "own"}
+        Per-row loss variance behind each observed loss's noise: the shortlist's average (``"pooled"``) or each
+        learnware's own. With 5-20 rows a learnware's own variance is as noisy as its mean and correlated with
+        it (a learnware that happened to do well on the few rows also looks precise), so "own" hands the extra
+        weight to the luckiest candidate — the winner's curse grows with the number of candidates. Measured on
+        the full tabular market evaluated whole (``benchmarks/results/label_study.md``): pooled keeps top-1/best
+        at the oracle's (lowest observed loss) while own loses 0.1-0.7 on 5-20 labels.
+    min_between : float
+        Floor of the between-learnware variance τ², as a share of the observed losses' variance: the prior is
+        never trusted more than the spread of the losses it predicts allows.
 
     Returns
     -------
     Combination
     """
+    if variance not in ("pooled", "own"):
+        raise ValueError(f"variance must be 'pooled' or 'own', got {variance!r}")
     m, n = per_row.shape
     mean = per_row.mean(axis=1)
     # Learnwares are scored on the *same* rows, so their losses are strongly correlated: what limits a ranking is
@@ -144,11 +156,13 @@ def combine_evidence(per_row: NDArray[np.float64], features: NDArray[np.float64]
         g = np.log(mean + 1e-3 * max(float(mean.mean()), 1e-12))
         ref = per_row.mean(axis=0)
         rel = per_row / np.maximum(mean[:, None], 1e-300) - (ref / max(float(ref.mean()), 1e-300))[None, :]
-        v = (rel.var(axis=1, ddof=1) if n > 1 else np.ones(m)) / n + 0.01 / n  # delta method, log scale
+        var = rel.var(axis=1, ddof=1) if n > 1 else np.ones(m)
+        v = (var.mean() if variance == "pooled" else var) / n + 0.01 / n + np.zeros(m)  # delta method, log scale
     else:
         g = mean
         diff = per_row - per_row.mean(axis=0, keepdims=True)
-        v = ((diff.var(axis=1, ddof=1) if n > 1 else np.full(m, 0.25)) + 0.25 / (n + 1)) / n
+        var = diff.var(axis=1, ddof=1) if n > 1 else np.full(m, 0.25)
+        v = ((var.mean() if variance == "pooled" else var) + 0.25 / (n + 1)) / n + np.zeros(m)
     F = np.asarray(features, dtype=np.float64).reshape(m, -1)
     mu, sd = F.mean(axis=0), F.std(axis=0)
     Fz = np.where(sd > 1e-12, (F - mu) / np.where(sd > 1e-12, sd, 1.0), 0.0)
@@ -159,8 +173,8 @@ def combine_evidence(per_row: NDArray[np.float64], features: NDArray[np.float64]
     coef = np.linalg.solve(A.T @ (A * w[:, None]) + P, A.T @ (w * g))
     prior = A @ coef
     resid = g - prior
-    tau2 = float(max(np.average(resid ** 2, weights=w) - np.average(v, weights=w), 0.05 * float(np.var(g)) + 1e-12,
-                     1e-12))
+    tau2 = float(max(np.average(resid ** 2, weights=w) - np.average(v, weights=w),
+                     float(min_between) * float(np.var(g)) + 1e-12, 1e-12))
     lw = (1.0 / v) / (1.0 / v + 1.0 / tau2)
     post = lw * g + (1.0 - lw) * prior
     return Combination(posterior=post, empirical=mean, prior=prior, label_weight=lw, prior_strength=1.0 / tau2)

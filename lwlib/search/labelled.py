@@ -5,9 +5,16 @@ Steps for a requirement with labelled rows (X_l, y_l):
 1. P(X) evidence, as without labels: exact MMD² of the user's RKME against every compatible learnware (batched).
 2. Label evidence from the specs: every learnware with a label-aware spec gets a predicted loss on the labelled
    rows (:func:`lwlib.search.evidence.predicted_losses`) — no model runs for this, so it scales to the whole market.
-3. Shortlist: the best ``shortlist`` learnwares by P(X) plus the best ``shortlist`` by predicted loss.
+3. Shortlist: the whole compatible market when it has at most ``evaluate_all`` learnwares, else the best
+   ``shortlist`` learnwares by P(X) plus the best ``shortlist`` by predicted loss.
 4. Real loss: each shortlisted learnware predicts all labelled rows in one batched call (in the dock: through its
    sandboxed runtime).
+
+Why the whole market when it is small (``benchmarks/results/label_study.md``, full tabular market, 100
+learnwares, 60 users): the 15 + 15 shortlist held the best-in-market learnware for only 67 % of users with 20
+labels — on that market the spec-predicted loss ranks the best one at median 20th and P(X) at median 10th — and
+the lowest observed loss over the whole market found the best learnware more often than over the shortlist
+(37 % vs 30 % with 20 labels, 40 % vs 30 % with 100). The cost is one batched predict per learnware.
 5. Combination (:func:`lwlib.search.evidence.combine_evidence`): observed losses shrunk towards a spec-based
    prior with a strength set by n; the singles are ranked by the combined estimate.
 
@@ -76,6 +83,9 @@ class LabelledSearcher(LwEstimator):
     kernel : {"market", "reference"}, default "market"
     shortlist : int, default 15
         Learnwares taken from each of the P(X) and label-aware rankings for real-loss re-ranking.
+    evaluate_all : int, default 200
+        When at most this many learnwares are compatible, every one of them is run on the labelled rows instead of
+        the shortlist (0 disables). In the dock each evaluated learnware is one sandboxed worker start.
     smoothing : float, default 1.0
         Multiplies the kernel γ for the conditional (spec-predicted loss) smoothing.
     ridge : float, default 1.0
@@ -96,17 +106,19 @@ class LabelledSearcher(LwEstimator):
         "max_mixture": lambda v: isinstance(v, int) and 0 <= v <= 10,
         "kernel": {"market", "reference"},
         "shortlist": lambda v: isinstance(v, int) and v >= 1,
+        "evaluate_all": lambda v: isinstance(v, int) and v >= 0,
         "smoothing": lambda v: isinstance(v, (int, float)) and v > 0,
         "ridge": lambda v: isinstance(v, (int, float)) and v >= 0,
         "consensus": lambda v: isinstance(v, int) and v >= 0,
     }
 
     def __init__(self, top_k: int = 10, max_mixture: int = 5, kernel: str = "market", shortlist: int = 15,
-                 smoothing: float = 1.0, ridge: float = 1.0, consensus: int = 5) -> None:
+                 smoothing: float = 1.0, ridge: float = 1.0, consensus: int = 5, evaluate_all: int = 200) -> None:
         self.top_k = top_k
         self.max_mixture = max_mixture
         self.kernel = kernel
         self.shortlist = shortlist
+        self.evaluate_all = evaluate_all
         self.smoothing = smoothing
         self.ridge = ridge
         self.consensus = consensus
@@ -161,25 +173,11 @@ class LabelledSearcher(LwEstimator):
         X_labels, y_labels = req.X_labels, req.y_labels
         if req.n_labels == 0 or not base.singles or X_labels is None or y_labels is None:
             return replace(base, evidence={"decided_by": "P(X)", "n_labels": req.n_labels})
-        user_spec = req.rkme
-        candidates = [m.learnware_id for m in base.semantic] if req.semantic is not None else None
-        ranking = score_single(self.market_.index_, user_spec, kernel=self.kernel, candidates=candidates,
-                               shortlist=None)
-        if ranking is None:
+        ev = self.spec_evidence(req, base)
+        if ev is None:
             return base
-        ids = ranking.ids
-        task = req.task or self._market_task(ids) or _task_of_labels(y_labels)
-        group = ranking.group
-        F, has = self._outputs[(group.spec_type, group.n_features)]
-        rows = ranking.rows
-        Xl = ranking.view.transform(X_labels)
-        pred = np.full(len(rows), np.nan)
-        ok = has[rows]
-        if ok.any():
-            sel = torch.from_numpy(rows[ok])
-            pred[ok] = predicted_losses(ranking.view.Zs[sel], ranking.view.betas[sel], F[sel], Xl, y_labels,
-                                        gamma=ranking.view.gamma * float(self.smoothing), task=task)
-        log_mmd = np.log(ranking.mmd2 + 1e-12)
+        ranking, task, log_mmd, pred = ev
+        ids, rows, ok = ranking.ids, ranking.rows, np.isfinite(pred)
         short = self._shortlist(log_mmd, pred)
         spec_score = self._spec_score(log_mmd, pred)
         evidence: dict[str, Any] = {"n_labels": req.n_labels, "task": task, "n_candidates": int(len(rows)),
@@ -205,6 +203,39 @@ class LabelledSearcher(LwEstimator):
                         prior_strength=comb.prior_strength, empirical_top1=ids[emp_top], spec_top1=ids[spec_top])
         losses = {ids[i]: (float(comb.empirical[j]), float(comb.posterior[j])) for j, i in enumerate(short)}
         return self._result(base, ranking, order, evidence, losses)
+
+    def spec_evidence(self, req: Requirement, base: SearchResult | None = None
+                      ) -> tuple[SingleRanking, str, NDArray[np.float64], NDArray[np.float64]] | None:
+        """The label-free and spec-based evidence for every compatible learnware (no model runs).
+
+        Returns the exact P(X) ranking over the whole compatible market, the task, log MMD² and the spec-predicted
+        loss on the labelled rows (NaN where a learnware has no label-aware spec), aligned with ``ranking.ids``;
+        None when no learnware is compatible.
+        """
+        X_labels, y_labels = req.X_labels, req.y_labels
+        if X_labels is None or y_labels is None:
+            return None
+        if req.rkme is None and req.X is not None:
+            req = replace(req, rkme=self.market_._user_spec_from_data(req.X))
+        if req.semantic is not None and base is None:
+            base = self.market_.search(req)
+        candidates = [m.learnware_id for m in base.semantic] if base is not None and req.semantic is not None \
+            else None
+        ranking = score_single(self.market_.index_, req.rkme, kernel=self.kernel, candidates=candidates,
+                               shortlist=None)
+        if ranking is None:
+            return None
+        task = req.task or self._market_task(ranking.ids) or _task_of_labels(y_labels)
+        F, has = self._outputs[(ranking.group.spec_type, ranking.group.n_features)]
+        rows = ranking.rows
+        pred = np.full(len(rows), np.nan)
+        ok = has[rows]
+        if ok.any():
+            sel = torch.from_numpy(rows[ok])
+            pred[ok] = predicted_losses(ranking.view.Zs[sel], ranking.view.betas[sel], F[sel],
+                                        ranking.view.transform(X_labels), y_labels,
+                                        gamma=ranking.view.gamma * float(self.smoothing), task=task)
+        return ranking, task, np.log(ranking.mmd2 + 1e-12), pred
 
     def _consensus(self, base: SearchResult, req: Requirement, predictors: Predictors) -> SearchResult:
         """Without labels: re-rank the best singles by agreement with the kernel job selector's routed predictions.
@@ -246,6 +277,8 @@ class LabelledSearcher(LwEstimator):
         return tasks.pop() if len(tasks) == 1 else None
 
     def _shortlist(self, log_mmd: NDArray[np.float64], pred: NDArray[np.float64]) -> NDArray[np.int64]:
+        if log_mmd.size <= int(self.evaluate_all):
+            return np.arange(log_mmd.size, dtype=np.int64)
         s = int(self.shortlist)
         a = np.argsort(log_mmd, kind="stable")[:s]
         fin = np.flatnonzero(np.isfinite(pred))

@@ -68,14 +68,46 @@ def test_predictors_can_be_opened_lazily_for_the_shortlist_only(market) -> None:
         return {i: market["predictors"][i] for i in ids}
 
     lab = te[:15]
-    market["searcher"].set_params(shortlist=1)
+    market["searcher"].set_params(shortlist=1, evaluate_all=0)
     try:
         res = market["searcher"].search(Requirement(X=X[te], X_labels=X[lab], y_labels=(y[lab] + 2) % 10),
                                         predictors=open_models)
     finally:
-        market["searcher"].set_params(shortlist=15)
+        market["searcher"].set_params(shortlist=15, evaluate_all=200)
     assert 1 <= len(set(asked)) <= 2 and res.evidence["shortlist"] == len(set(asked))
     assert res.singles[0].learnware_id == "rule2"
+
+
+def test_a_small_market_is_evaluated_whole(market) -> None:
+    X, y, te = market["X"], market["y"], market["te"]
+    asked: list[str] = []
+
+    def open_models(ids):
+        asked.extend(ids)
+        return {i: market["predictors"][i] for i in ids}
+
+    lab = te[:15]
+    market["searcher"].set_params(shortlist=1)  # the shortlist would be 1-2 learnwares; the market has 4
+    try:
+        res = market["searcher"].search(Requirement(X=X[te], X_labels=X[lab], y_labels=(y[lab] + 3) % 10),
+                                        predictors=open_models)
+    finally:
+        market["searcher"].set_params(shortlist=15)
+    assert sorted(set(asked)) == [f"rule{r}" for r in range(RULES)] and res.evidence["shortlist"] == RULES
+    assert res.singles[0].learnware_id == "rule3"
+
+
+def test_pooled_noise_keeps_the_observed_order_when_the_specs_say_nothing() -> None:
+    """With a flat prior, a learnware whose few rows happen to agree (small own variance) gets no extra weight:
+    the combined order is the observed order (the winner's curse of per-learnware variances is avoided)."""
+    rng = np.random.default_rng(3)
+    per_row = rng.gamma(shape=rng.uniform(0.3, 3.0, size=(40, 1)), scale=1.0, size=(40, 20))
+    flat = np.zeros((40, 1))
+    pooled = combine_evidence(per_row, flat, task="regression")
+    assert np.array_equal(np.argsort(pooled.posterior), np.argsort(pooled.empirical))
+    assert np.allclose(pooled.label_weight, pooled.label_weight[0])
+    with pytest.raises(ValueError, match="variance"):
+        combine_evidence(per_row, flat, task="regression", variance="median")
 
 
 def test_requirement_rejects_mismatched_labels() -> None:
