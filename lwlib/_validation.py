@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,11 +15,8 @@ from lwlib.constants import (RKME_MAX_ABS_POINT, RKME_MAX_ABS_WEIGHT, RKME_MAX_D
 from lwlib.errors import LwdockError, NotFittedError, SpecFormatError
 from lwlib.text import has_control_chars, safe_text
 
-if TYPE_CHECKING:
-    from lwlib.semantic import SemanticSpec
-
 __all__ = ["check_array", "check_is_fitted", "validate_params", "check_json_tree", "check_text", "loads_json",
-           "show_value", "check_semantic_spec", "check_reduced_set", "check_gamma", "check_num_points"]
+           "show_value", "check_reduced_set", "check_gamma", "check_num_points"]
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
 
@@ -226,18 +223,6 @@ def loads_json(raw: str | bytes | bytearray, *, what: str, max_bytes: int, error
         why = "nested too deeply" if isinstance(exc, RecursionError) else safe_text(exc, max_chars=120)
         raise error(f"{what} is not valid UTF-8 JSON ({why}); write it with json.dump.",
                     code=f"{code_prefix}_bad_json") from exc
-
-
-def check_semantic_spec(obj: Any) -> SemanticSpec:
-    """Validate an untrusted semantic specification (JSON text, bytes or a reference dict) and return it.
-
-    The single check to run *before* a flow run is created (CLI ``--semantic``, the upload page, the UI form):
-    an alias of :meth:`lwlib.semantic.SemanticSpec.parse_untrusted`. Raises
-    :class:`~lwlib.errors.SemanticSpecError` whose message names the field.
-    """
-    from lwlib.semantic import SemanticSpec
-
-    return SemanticSpec.parse_untrusted(obj)
 
 
 # ---------------------------------------------------------------------------------------------- RKME reduced sets

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwlib._validation import check_json_tree, check_semantic_spec
+from lwlib._validation import check_json_tree
 from lwlib.catalog import Catalog, LearnwareRecord, SpecPayload
 from lwlib.constants import (RKME_MAX_DIM, RKME_MAX_K, RKME_MAX_NUM_POINTS, RKME_MAX_VALUES, RKME_TABLE_TYPE,
                              SEMANTIC_MAX_DESCRIPTION_CHARS, SEMANTIC_MAX_DIMENSION, SEMANTIC_MAX_NAME_CHARS)
@@ -55,11 +55,11 @@ def test_json_tree_is_not_recursive() -> None:
     assert ei.value.code == "input_too_deep"
 
 
-def test_check_semantic_spec_is_parse_untrusted() -> None:
+def test_parse_untrusted_round_trips_and_refuses_a_non_object() -> None:
     spec = make_semantic_spec(name="n", description="d", input_dimension=3, output_dimension=2)
-    assert check_semantic_spec(json.dumps(spec.to_reference())) == spec
+    assert SemanticSpec.parse_untrusted(json.dumps(spec.to_reference())) == spec
     with pytest.raises(SemanticSpecError):
-        check_semantic_spec("[]")
+        SemanticSpec.parse_untrusted("[]")
 
 
 def _sha(tag: str) -> str:
