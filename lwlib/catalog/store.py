@@ -50,6 +50,12 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text
 
 
+def _held_by_another_thread(exc: Exception) -> bool:
+    """Another thread of this process holds the file in the other mode (a batch submission's writer while a
+    sibling submission reads): it ends with that short transaction, so it is waited for like a lock."""
+    return "different configuration" in str(exc).lower()
+
+
 @contextmanager
 def connect(path: str | Path, *, read_only: bool = False, retries: int = 8, backoff_s: float = 0.05,
             max_backoff_s: float = 2.0) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -82,6 +88,12 @@ def connect(path: str | Path, *, read_only: bool = False, retries: int = 8, back
             time.sleep(delay)
             delay = min(delay * 2, max_backoff_s)
         except duckdb.Error as exc:  # e.g. this process already holds the file with another mode
+            if _held_by_another_thread(exc) and attempt < retries:
+                logger.debug("catalog %s open in the other mode in this process, retry %d in %.2fs", p,
+                             attempt + 1, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, max_backoff_s)
+                continue
             raise CatalogError(f"Could not open catalog {p} ({exc}); close the other connection to it in this "
                                "process first (one process, one open mode).", code="catalog_open_failed",
                                path=p) from exc
