@@ -6,6 +6,14 @@ augmentation) by k-fold cross-validation. A candidate replaces the top-1 only wh
 standard error of the paired loss difference, so noise on a few rows does not swap a good single model for a worse
 ensemble.
 
+Cross-validation on the labelled rows estimates the loss on *their* distribution. When the labelled rows do not
+look like the user's unlabelled rows (a kernel two-sample test, :func:`label_shift_pvalue`, p < ``SHIFT_ALPHA``),
+that estimate says little about the rows the deployment will predict, and the label-learning reusers are not
+deployed. Measured on the full tabular market (``benchmarks/results/quality_full_labels_tabular.md``, labelled
+rows from the series' earlier years — for held-out users the top-1's own training rows — and the user's rows
+from later years): with 100 labels feature augmentation beat top-1 in cross-validation by 12-40 % for 11 of 30
+users and was worse than top-1 on the user's rows for all 11 (auto 1.14 × best against top-1's 1.12).
+
 Without labels the dock cannot measure a loss, so it deploys something other than the top-1 only on evidence it
 does have, and shows that evidence (``AutoChoice.evidence``) and a warning when the mixture weights are diffuse:
 
@@ -53,7 +61,8 @@ from lwlib.errors import ReuseError
 logger = logging.getLogger(__name__)
 
 __all__ = ["ReuserKind", "REUSER_KINDS", "AutoChoice", "choose_reuser_auto", "make_reuser", "reuse_loss", "class_support",
-           "MIXTURE_GAIN", "ROUTE_SPLIT", "DIFFUSE_MAX_WEIGHT", "MIN_LABELS_FOR_CV"]
+           "label_shift_pvalue", "MIXTURE_GAIN", "ROUTE_SPLIT", "DIFFUSE_MAX_WEIGHT", "MIN_LABELS_FOR_CV",
+           "SHIFT_ALPHA"]
 
 #: The reuser kinds a user may ask for (the one ``Literal`` callers import, issue 14 §8).
 ReuserKind = Literal["auto", "top1", "job_selector", "averaging", "ensemble_pruning", "feature_augment"]
@@ -64,6 +73,9 @@ ROUTE_SPLIT = 0.8           # without labels: route a classification mixture onl
 DIFFUSE_MAX_WEIGHT = 0.6    # warn when no mixture member carries at least this weight
 MIN_LABELS_FOR_CV = 10      # fewer labelled rows: labelled reusers are not fitted, top-1 vs averaging only
 POOL_SIZE = 5               # singles offered to ensemble pruning / feature augmentation
+SHIFT_ALPHA = 0.05          # with labels: label-learning reusers only when the labelled rows look like the user's
+_SHIFT_PERMUTATIONS = 200
+_SHIFT_MAX_ROWS = 500       # user rows subsampled for the two-sample test (the labelled rows are all kept)
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,40 @@ def _cv_predictions(kind: str, members: Sequence[Any], task: str, X: NDArray[np.
             out = np.empty((X.shape[0],) + p.shape[1:], dtype=p.dtype)
         out[val] = p
     return out
+
+
+def label_shift_pvalue(X_labels: Any, X: Any, *, n_permutations: int = _SHIFT_PERMUTATIONS,
+                       random_state: int = 0) -> float:
+    """Permutation p-value that the labelled rows and the user's rows come from one distribution.
+
+    Gaussian-kernel MMD² (pooled standardisation, median-distance bandwidth) between the labelled rows and at most
+    ``_SHIFT_MAX_ROWS`` of the user's rows, against its permutation distribution; all permutations are one matrix
+    product. Small values mean the labelled rows are not a sample of the rows the deployment will predict.
+    """
+    rng = np.random.default_rng(random_state)
+    A = np.asarray(X_labels, dtype=np.float64).reshape(len(X_labels), -1)
+    B = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    if B.shape[0] > _SHIFT_MAX_ROWS:
+        B = B[rng.choice(B.shape[0], _SHIFT_MAX_ROWS, replace=False)]
+    n, N = A.shape[0], A.shape[0] + B.shape[0]
+    if n < 2 or B.shape[0] < 2:
+        return 1.0
+    Z = np.vstack([A, B])
+    sd = Z.std(axis=0)
+    Z = (Z - Z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    sq = (Z * Z).sum(axis=1)
+    D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * Z @ Z.T, 0.0)
+    med = float(np.median(D[np.triu_indices(N, 1)]))
+    K = np.exp(-D / max(med, 1e-12))
+    labels = np.zeros((N, n_permutations + 1), dtype=bool)
+    labels[:n, 0] = True
+    for j in range(1, n_permutations + 1):
+        labels[rng.permutation(N)[:n], j] = True
+    a = labels / n
+    b = ~labels / (N - n)
+    Ka, Kb = K @ a, K @ b
+    stat = (a * Ka).sum(axis=0) + (b * Kb).sum(axis=0) - 2.0 * (a * Kb).sum(axis=0)
+    return float((1 + np.sum(stat[1:] >= stat[0])) / (1 + n_permutations))
 
 
 def _mixture_of(result: Any) -> tuple[list[str], list[float], float | None]:
@@ -258,7 +304,8 @@ def _without_labels(result: Any, top: str, *, task: str, mixture_gain: float, ro
 def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any = None, y_labels: Any = None,
                        predictors: Mapping[str, Any] | None = None, label_specs: Mapping[str, Any] | None = None,
                        mixture_gain: float = MIXTURE_GAIN, route_split: float = ROUTE_SPLIT,
-                       pool_size: int = POOL_SIZE, cv_folds: int = 5, random_state: int = 0) -> AutoChoice:
+                       pool_size: int = POOL_SIZE, cv_folds: int = 5, random_state: int = 0,
+                       shift_alpha: float = SHIFT_ALPHA) -> AutoChoice:
     """Choose what ``auto`` deploys for a search result (a pure function; the deploy step wires it).
 
     Parameters
@@ -284,6 +331,9 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
         Singles offered to ensemble pruning and feature augmentation.
     cv_folds : int
     random_state : int
+    shift_alpha : float
+        With labels and the user's rows: ensemble pruning and feature augmentation are only considered when the
+        two-sample test of labelled rows against the user's rows gives p ≥ this (0 disables the test's veto).
 
     Returns
     -------
@@ -309,6 +359,7 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
     mix_ids = [i for i in all_mix if i in predictors]
     mix_w = np.asarray([all_w[all_mix.index(i)] for i in mix_ids])
     cands: dict[str, tuple[tuple[str, ...], tuple[float, ...], NDArray[Any] | None]] = {}
+    skipped = ""
 
     def get(ids: Sequence[str]) -> list[Any]:
         return [predictors[i] for i in ids]
@@ -323,7 +374,13 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
                 js = make_reuser("job_selector", get(mix_ids), None, task).fit(np.asarray(X, dtype=np.float64))
                 cands["job_selector"] = (tuple(mix_ids), tuple(float(v) for v in js.mixture_weights_),
                                          np.asarray(js.predict(Xl)))
-        if n >= MIN_LABELS_FOR_CV and len(pool) >= 2:
+        shift_p = label_shift_pvalue(Xl, X, random_state=random_state) \
+            if X is not None and n >= MIN_LABELS_FOR_CV and len(pool) >= 2 else None
+        if shift_p is not None and shift_p < shift_alpha:
+            skipped = ("your labelled rows do not look like the rows to predict (two-sample test p = "
+                       f"{shift_p:.3f}): cross-validation on them cannot tell whether reusers that learn from them "
+                       "(ensemble pruning, feature augmentation) would help, so they were not considered")
+        if n >= MIN_LABELS_FOR_CV and len(pool) >= 2 and not (shift_p is not None and shift_p < shift_alpha):
             k = int(min(cv_folds, n // 2))
             for kind in ("ensemble_pruning", "feature_augment"):
                 cands[kind] = (tuple(pool), (),
@@ -331,6 +388,8 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
     losses = {kind: reuse_loss(task, yl, p) for kind, (_, _, p) in cands.items() if p is not None}
     base = losses["top1"]
     evidence: dict[str, Any] = {"n_labels": n, "held_out_loss": {k: float(v.mean()) for k, v in losses.items()}}
+    if shift_p is not None:
+        evidence["label_shift_p"] = shift_p
     best_kind, best_gain = "top1", 0.0
     for kind, lv in losses.items():
         if kind == "top1":
@@ -346,4 +405,4 @@ def choose_reuser_auto(result: Any, *, task: str, X: Any = None, X_labels: Any =
     ids, weights, _ = cands[best_kind]
     if best_kind in ("ensemble_pruning", "feature_augment"):
         weights = ()  # learnt when the reuser is fitted on all labelled rows: read them from its solution
-    return AutoChoice(best_kind, ids, weights, evidence, ())
+    return AutoChoice(best_kind, ids, weights, evidence, (skipped,) if skipped else ())

@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from lwlib.reuse import InProcessLearnware
-from lwlib.reuse.auto import REUSER_KINDS, choose_reuser_auto, make_reuser
+from lwlib.reuse.auto import REUSER_KINDS, choose_reuser_auto, label_shift_pvalue, make_reuser
 from lwlib.rkme.label_aware import make_label_aware_spec
 from lwlib.rkme.rkme import RKMETableSpec
 from lwlib.search import MarketSearcher
@@ -149,3 +149,26 @@ def test_a_concentrated_router_with_a_small_gain_deploys_top1(split_case) -> Non
                                 label_specs=c["las"], route_split=0.0, mixture_gain=0.0)
     assert choice.kind == "top1" and choice.learnware_ids == (c["result"].singles[0].learnware_id,)
     assert "top-1 deployed" in choice.evidence["rule"]
+
+
+def test_label_shift_test_separates_shifted_rows_from_a_sample_of_the_users() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    same = rng.normal(size=(40, 5))
+    shifted = rng.normal(loc=1.0, size=(40, 5))
+    assert label_shift_pvalue(same, X) > 0.05
+    assert label_shift_pvalue(shifted, X) < 0.01
+
+
+def test_shifted_labels_veto_label_learning_reusers(digits_case) -> None:
+    """Labelled rows unlike the user's rows: cross-validation on them cannot vouch for a reuser fitted on them."""
+    c = digits_case
+    rng = np.random.default_rng(1)
+    lab = rng.choice(len(c["X"]), 60, replace=False)
+    ones = np.flatnonzero(c["y"] == 1)  # the user's rows: one digit only, unlike the labelled mix of all ten
+    choice = choose_reuser_auto(c["result"], task="classification", X=c["X"][ones], X_labels=c["X"][lab],
+                                y_labels=c["y"][lab], predictors=c["preds"], label_specs=c["las"])
+    assert choice.evidence["label_shift_p"] < 0.05
+    assert "ensemble_pruning" not in choice.evidence["held_out_loss"]
+    assert "feature_augment" not in choice.evidence["held_out_loss"]
+    assert choice.warnings and "do not look like" in choice.warnings[0]
