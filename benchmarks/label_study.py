@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from benchmarks.metrics import best_in_market, market_losses
@@ -242,7 +243,25 @@ def _combined_all(c: dict[str, Any], task: str, **kw: Any) -> str:
     return _argmin(c, comb.posterior)
 
 
+def _short15(c: dict[str, Any], s: int = 15) -> NDArray[np.int64]:
+    """The shortlist the labelled search used before whole-market evaluation: best s by P(X) + best s by specs."""
+    lm, pr = np.asarray(c["log_mmd"]), np.asarray(c["pred"], dtype=np.float64)
+    pr = np.where(np.isfinite(pr), pr, np.inf)
+    return np.unique(np.concatenate([np.argsort(lm, kind="stable")[:s], np.argsort(pr, kind="stable")[:s]]))
+
+
+def _before(c: dict[str, Any], task: str) -> str:
+    """The labelled search before this study: 15 + 15 shortlist, each learnware's own per-row noise, τ² floor 5 %."""
+    from lwlib.search.evidence import combine_evidence
+
+    idx = _short15(c)
+    comb = combine_evidence(c["_per_row"][idx], np.asarray(c["log_mmd"])[idx, None], task=task, variance="own",
+                            min_between=0.05)
+    return str(c["ids"][int(idx[np.argmin(comb.posterior)])])
+
+
 RULES: dict[str, Rule] = {
+    "dock before (15 + 15 shortlist, own per-row noise)": _before,
     "P(X) top-1": lambda c, t: _argmin(c, np.asarray(c["log_mmd"])),
     "spec-predicted loss": lambda c, t: _argmin(c, np.where(np.isfinite(c["pred"]), c["pred"], np.inf)),
     "dock (labelled search)": lambda c, t: str(c.get("dock_top1", "")),
@@ -267,6 +286,8 @@ def score_rules(study: dict[str, Any], rules: Mapping[str, Rule] | None = None) 
                 continue
             lv = np.array([c["test"][c["ids"].index(p)] for (_, c), p in zip(cells, picks)])
             agg[rname] = {"is_best": float(np.mean(np.isclose(lv, best))), "ratio": float(lv.mean() / best.mean())}
+        agg["best_in_15_15_shortlist"] = float(np.mean([c["ids"].index(u["best_name"]) in set(_short15(c).tolist())
+                                                         for u, c in cells]))
         sl = [c["best_in_shortlist"] for _, c in cells if "best_in_shortlist" in c]
         if sl:
             agg["best_in_shortlist"] = float(np.mean(sl))
@@ -310,6 +331,8 @@ def markdown(name: str, size: str, scores: dict[str, dict[str, Any]]) -> str:
     lines.append("| best-in-market in the dock's shortlist (mean shortlist size) | " + " | ".join(
         f"{scores[k]['best_in_shortlist']:.0%} ({scores[k]['shortlist_size']:.0f})" if "best_in_shortlist" in scores[k]
         else "" for k in ks) + " |")
+    lines.append("| best-in-market in a 15 + 15 shortlist (before) | " + " | ".join(
+        f"{scores[k]['best_in_15_15_shortlist']:.0%}" for k in ks) + " |")
     lines.append("| best-in-market has the lowest observed loss on the k rows / its median rank | " + " | ".join(
         f"{scores[k]['best_obs_rank_0_share']:.0%} / {scores[k]['best_obs_rank_median']:.0f}" for k in ks) + " |")
     wp = scores["oracle_whole_pool"]
@@ -337,6 +360,16 @@ def _save(study: dict[str, Any]) -> Path:
     return path
 
 
+def _load(name: str, size: str) -> dict[str, Any]:
+    import pickle
+
+    from benchmarks.auto_study import CACHE
+
+    with (CACHE / f"label_study_{name}_{size}.pkl").open("rb") as fh:  # our own cache, written by _save
+        study: dict[str, Any] = pickle.load(fh)
+    return study
+
+
 def _public(study: dict[str, Any]) -> dict[str, Any]:
     """The study without the per-row arrays (kept in memory for offline rules, too large for the JSON)."""
     return {**study, "users": [{**u, "k": {k: {a: b for a, b in c.items() if not a.startswith("_")}
@@ -350,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", nargs="*", type=int, default=list(BUDGETS))
     p.add_argument("--stem", default="label_study")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--rescore", action="store_true",
+                   help="re-score the cached studies of the last run (no models run; see _save)")
     args = p.parse_args(argv)
     from lwlib.settings import configure_process
 
@@ -359,6 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     studies, scores, md = [], {}, []
     for name in args.scenarios:
         print(f"label study: {name} ({size})", flush=True)
+        if args.rescore:
+            st = _load(name, size)
+            studies.append(st)
+            if name == "tabular_hetero":
+                md.append(hetero_markdown(st))
+            else:
+                scores[f"{name} ({size})"] = sc = score_rules(st)
+                md.append(markdown(name, size, sc))
+            continue
         if name == "tabular_hetero":
             st = collect_hetero(size, budgets=args.budgets)
             _save(st)
