@@ -11,9 +11,12 @@ bulk-loaded into a fresh home, then measured, every number from real processes:
   sequential requests over loopback, and the server's peak RSS (VmHWM);
 * recall@10 of the default search (sketch shortlist of 50) against the exact ranking, and top-1 = source.
 
-Written to ``benchmarks/results/scale.{json,md}`` with the machine stamp. Submission throughput needs real
-learnware zips and the submission flow: ``--submissions N`` packages N small scikit-learn learnwares and times
-``flows.submit.submit_batch`` on them (not part of the default run).
+Written to ``benchmarks/results/scale.{json,md}`` with the machine stamp. ``--only list`` re-measures just
+``lwdock list`` (bulk load, no index build) and replaces that cell of the stored rows. Submission throughput needs
+real learnware zips and the submission flow: ``--submissions N [--submit-workers K]`` packages N + 1 small
+scikit-learn learnwares, submits one alone to warm the dock, then times ``flows.submit.submit_batch`` on the N with
+K threads, checks every one is USABLE in the catalog and the registry, and records per-stage seconds, the CPU of
+the whole process tree and the load average (``--sizes`` with no value skips the market sizes).
 """
 
 from __future__ import annotations
@@ -261,39 +264,113 @@ def run_size(n: int, base: Path, *, runs: int, queries: int, seed: int) -> dict[
     return row
 
 
-def measure_submissions(n: int, base: Path) -> dict[str, Any]:
-    """Hook for issue 13's throughput row: n distinct small learnwares through ``flows.submit.submit_batch``."""
+def _tree_cpu_s() -> dict[str, float]:
+    """CPU seconds of this process, of its reaped children (the sandboxed checks) and of its live descendants
+    (the Prefect API server)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    parent: dict[int, int] = {}
+    ticks: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(fields[1])
+        ticks[int(d.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    live = 0.0
+    for pid in ticks:
+        p = parent.get(pid)
+        while p and p != os.getpid():
+            p = parent.get(p)
+        if p == os.getpid() and pid != os.getpid():
+            live += ticks[pid]
+    return {"process": me.ru_utime + me.ru_stime, "reaped_children": kids.ru_utime + kids.ru_stime,
+            "live_descendants": live}
+
+
+def measure_submissions(n: int, base: Path, *, workers: int | None = None) -> dict[str, Any]:
+    """Issue 13's throughput row: ``n`` distinct small learnwares through ``flows.submit.submit_batch``, warm.
+
+    One extra learnware is submitted first, alone, to warm what a running dock has warm (the runtime cache for
+    scikit-learn, the Prefect API, MLflow's store); then the ``n`` go in one batch flow, ``workers`` at a time
+    (``LWDOCK_SUBMIT_WORKERS``; default the flow's). Afterwards every one must be USABLE in the catalog and have
+    a registry version. Per-stage seconds are the submissions' own step timings (``SubmissionResult.timings``),
+    summed over the batch: with ``workers`` > 1 they overlap, so their sum exceeds the wall time.
+    """
     from sklearn.linear_model import LogisticRegression
 
     from lwlib.learnware.packager import package_learnware
     from lwlib.semantic import make_semantic_spec
 
     home = base / "submissions"
-    os.environ["LWDOCK_HOME"] = str(home)
+    if workers:
+        os.environ["LWDOCK_SUBMIT_WORKERS"] = str(workers)
     from lwlib.settings import configure_process
 
     configure_process(home)
-    from flows.submit import submit_batch
+    from flows.submit import batch_workers, submit_batch
 
     rng = np.random.default_rng(0)
     zips = []
-    for i in range(n):
+    t = time.perf_counter()
+    for i in range(n + 1):
         X = rng.normal(i % 7, 1, (200, D))
         y = (X[:, 0] > i % 7).astype(int)
         spec = make_semantic_spec(name=f"throughput {i}", description="throughput benchmark", input_dimension=D,
                                   output_dimension=2)
-        zips.append(str(package_learnware(LogisticRegression().fit(X, y), X, spec, base / "zips" / f"lw{i}.zip")))
-    submit_batch(zip_paths=zips[:1])  # warm the runtime cache
+        z = base / "zips" / f"lw{i}.zip"  # a kept --workdir keeps its zips: a re-run (new home) skips packaging
+        zips.append(str(z if z.exists() else package_learnware(LogisticRegression().fit(X, y), X, spec, z)))
+    package_s = time.perf_counter() - t
     t = time.perf_counter()
+    warm = submit_batch(zip_paths=zips[:1])  # the runtime cache, the Prefect API, MLflow's store
+    warm_s = time.perf_counter() - t
+    load_before = os.getloadavg()
+    cpu0, t = _tree_cpu_s(), time.perf_counter()
     results = submit_batch(zip_paths=zips[1:])
     wall = time.perf_counter() - t
-    usable = sum(r.status.value == "USABLE" for r in results)
-    return {"n": len(results), "wall_s": round(wall, 1), "per_minute": round(60 * len(results) / wall, 1),
-            "usable": usable}
+    cpu1 = _tree_cpu_s()
+    parts = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}
+    cpu = sum(parts.values())
+    load_after = os.getloadavg()
+    from lwlib.catalog import Catalog
+    from lwlib.dock import Dock
+
+    dock = Dock.from_env(str(home))
+    with Catalog.open(home / "catalog.duckdb", read_only=True) as cat:
+        usable_in_catalog = {r.id for r in cat.list(status="USABLE")}
+    registered = {v.sha256 for v in dock.registry.list_versions() if v.usable}  # sha256 of the zip = the id
+    ids = [r.learnware_id for r in results]
+    stages: dict[str, list[float]] = {}
+    for r in results:
+        for k, v in r.timings.items():
+            stages.setdefault(k, []).append(float(v))
+    from benchmarks.report import machine_stamp
+
+    return {"n": len(results), "workers": batch_workers(), "wall_s": round(wall, 1),
+            "per_minute": round(60 * len(results) / wall, 1), "target_s": 180,
+            "usable": sum(r.status.value == "USABLE" for r in results),
+            "in_catalog_usable": sum(i in usable_in_catalog for i in ids),
+            "in_registry_usable": sum(i in registered for i in ids),
+            "duplicates": sum(r.duplicate for r in results),
+            "not_usable": [{"source": r.source, "status": r.status.value, "reason": r.reason[:300]}
+                           for r in results if r.status.value != "USABLE"][:10],
+            "warm_up": {"n": len(warm), "wall_s": round(warm_s, 1), "status": [r.status.value for r in warm]},
+            "package_s": round(package_s, 1),
+            "cpu_s": {"total": round(cpu, 1), "per_submission": round(cpu / max(1, len(results)), 2), **parts,
+                      "note": "a child that ended during the batch counts once reaped (its parent waited)"},
+            "stage_seconds": {k: {"sum": round(sum(v), 1), "median": round(statistics.median(v), 2),
+                                  "max": round(max(v), 2)} for k, v in stages.items()},
+            "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in load_after],
+            "machine": machine_stamp()}
 
 
-def markdown(rows: list[dict[str, Any]], cmd: str) -> str:
-    head = ("| N | search CLI s (min/med/max, CPU med) | list CLI s (min/med/max, CPU med) | API p50/p99 ms (RKME) "
+def markdown(rows: list[dict[str, Any]], commands: dict[str, str], extra: dict[str, Any]) -> str:
+    head = ("| N | search CLI s (min/med/max, CPU med) | list CLI s (min/med/max, CPU med, 1-min load med) "
+            "| API p50/p99 ms (RKME) "
             "| API p50/p99 ms (rows) | recall@10 | top-1 = source | add 1, ms median (in the writer's connection) "
             "| delete 1 (ms) | index build s | build RSS MiB | API RSS MiB | CLI search RSS MiB |\n|" + "---|" * 13
             + "\n")
@@ -303,7 +380,8 @@ def markdown(rows: list[dict[str, Any]], cmd: str) -> str:
         lines.append(
             f"| {r['n']:,} | {cs['min']:.2f} / {cs['median']:.2f} / {cs['max']:.2f} "
             f"(CPU {r['cli_search']['cpu_s']['median']:.2f}) | {cl['min']:.2f} / {cl['median']:.2f} / {cl['max']:.2f} "
-            f"(CPU {r['cli_list']['cpu_s']['median']:.2f}) | {api['search_rkme']['p50_ms']:.1f} / "
+            f"(CPU {r['cli_list']['cpu_s']['median']:.2f}, load {r['cli_list']['load_avg_1min']['median']:.1f}) | "
+            f"{api['search_rkme']['p50_ms']:.1f} / "
             f"{api['search_rkme']['p99_ms']:.1f} | {api['search_rows']['p50_ms']:.1f} / "
             f"{api['search_rows']['p99_ms']:.1f} | {r['recall']['recall_at_10']:.3f} | "
             f"{r['recall']['top1_is_source']:.2f} | {1000 * r['incremental']['add']['seconds']['median']:.0f} "
@@ -311,12 +389,44 @@ def markdown(rows: list[dict[str, Any]], cmd: str) -> str:
             f"{1000 * r['incremental']['remove']['seconds']['median']:.0f} | {r['index_build']['wall_s']:.1f} | "
             f"{r['index_build']['peak_rss_mib']:.0f} | {api['peak_rss_mib']:.0f} | "
             f"{r['cli_search']['peak_rss_mib_max']:.0f} |")
-    return (f"Reproduce: `{cmd}`\n\nSynthetic spec-only learnwares (K=100, d=20; registry_name `lwdock-synthetic`), "
+    how = "".join(f"- {what}: `{c}`\n" for what, c in (("rows", commands.get("rows")),
+                                                        ("list column (re-measured alone)", commands.get("cli_list")),
+                                                        ("submissions", commands.get("submissions"))) if c)
+    return (f"Reproduce:\n{how}\nSynthetic spec-only learnwares (K=100, d=20; registry_name `lwdock-synthetic`), "
             "fresh home per N. Targets (issue 13): search CLI ≤ 1.5 s at 10⁴ and ≤ 3 s at 10⁵; list ≤ 0.5 s "
             "at 10⁵; API p50 ≤ 50 ms, p99 ≤ 200 ms, recall@10 ≥ 0.98 at 10⁵; add one ≤ 100 ms at 10⁵; API RSS "
             "≤ 2 GB. Wall times on a shared 2-core machine include waiting for other processes: the 1-minute load "
             "average during the CLI runs is in the JSON (`load_avg_1min`), and CPU seconds are given beside.\n\n"
-            + head + "\n".join(lines) + "\n")
+            + head + "\n".join(lines) + "\n" + _submissions_md(extra.get("submissions")))
+
+
+def _submissions_md(sub: dict[str, Any] | None) -> str:
+    if not sub:
+        return ""
+    stages = " · ".join(f"{k} {v['median']:.1f} s" for k, v in sub.get("stage_seconds", {}).items())
+    cpu = sub.get("cpu_s")
+    split = (f" (dock process {cpu['process']:.0f} s, sandboxed checks {cpu['reaped_children']:.0f} s, Prefect API "
+             f"server {cpu['live_descendants']:.0f} s)" if cpu and "process" in cpu else "")
+    cpu_line = (f"CPU of the whole batch (this process, its children and the Prefect API server): {cpu['total']:.0f} s"
+                f"{split}, {cpu['per_submission']:.1f} s per submission.\n" if cpu else "")
+    return (f"\n## Submission throughput (issue 13: 100 warm submissions ≤ 3 min)\n\n"
+            f"| submissions | workers | wall s | per minute | USABLE | in catalog (USABLE) | in registry (USABLE) "
+            f"| load avg 1 min before → after |\n|---|---|---|---|---|---|---|---|\n"
+            f"| {sub['n']} | {sub.get('workers', '?')} | {sub['wall_s']:.1f} | {sub['per_minute']:.1f} | {sub['usable']} "
+            f"| {sub.get('in_catalog_usable', '?')} | {sub.get('in_registry_usable', '?')} "
+            f"| {sub.get('load_avg_before', ['?'])[0]} → {sub.get('load_avg_after', ['?'])[0]} |\n\n"
+            f"Median seconds per stage (each submission's own timings; they overlap across workers): {stages}.\n"
+            + cpu_line + (f"Machine: {sub['machine']}\n" if "machine" in sub else ""))
+
+
+def list_only(n: int, base: Path, *, runs: int, seed: int) -> dict[str, Any]:
+    """``lwdock list`` alone on a bulk-loaded market (it reads no index, so none is built): the ``cli_list`` cell."""
+    from benchmarks.report import machine_stamp
+
+    home = base / f"n{n}"
+    if _loaded(home, n, seed) != n:
+        write_market(home, n, seed=seed)
+    return {**_timed_cli(["list", "--home", str(home)], runs), "machine": machine_stamp()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,31 +437,55 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="where the synthetic homes go (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic homes")
+    ap.add_argument("--only", choices=["list"], default=None,
+                    help="measure only `lwdock list` (no index build) and replace that cell of the stored rows")
     ap.add_argument("--submissions", type=int, default=0, help="also time N warm submissions (needs the flows)")
+    ap.add_argument("--submit-workers", type=int, default=None,
+                    help="submissions run at once by the batch flow (default: LWDOCK_SUBMIT_WORKERS or the flow's)")
     ap.add_argument("--out", default="scale", help="result file stem under benchmarks/results/")
     ap.add_argument("--merge", action="store_true", help="keep rows of other sizes already in the result file")
     a = ap.parse_args(argv)
+    cmd = ("python -m benchmarks.scale " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     base = a.workdir or Path(tempfile.mkdtemp(prefix="lwdock-scale-"))
-    rows = []
+    rows: list[dict[str, Any]] = []
+    lists: dict[int, dict[str, Any]] = {}
     try:
         for n in a.sizes:
             print(f"N = {n:,} …", flush=True)
-            rows.append(run_size(n, base, runs=max(3, a.runs), queries=a.queries, seed=a.seed))
-            print(json.dumps(rows[-1], indent=1), flush=True)
-        extra = {"submissions": measure_submissions(a.submissions, base)} if a.submissions else {}
+            if a.only == "list":
+                lists[n] = list_only(n, base, runs=max(3, a.runs), seed=a.seed)
+                print(json.dumps(lists[n], indent=1), flush=True)
+            else:
+                rows.append(run_size(n, base, runs=max(3, a.runs), queries=a.queries, seed=a.seed))
+                print(json.dumps(rows[-1], indent=1), flush=True)
+        extra = {"submissions": measure_submissions(a.submissions, base, workers=a.submit_workers)} \
+            if a.submissions else {}
     finally:
         if not a.keep and a.workdir is None:
             shutil.rmtree(base, ignore_errors=True)
     from benchmarks.report import write_results
 
-    cmd = "python -m benchmarks.scale " + " ".join(argv if argv is not None else sys.argv[1:])
-    previous = RESULTS / f"{a.out}.json"
-    if a.merge and previous.exists():  # keep the other sizes of an earlier run (each row has its own stamp)
-        old = json.loads(previous.read_text())
+    previous = RESULTS / f"{a.out}.json"  # read now, not at the start: another run may have written it meanwhile
+    old = json.loads(previous.read_text()) if previous.exists() and (a.merge or a.only) else {}
+    commands = dict(old.get("commands") or ({"rows": old["command"]} if "command" in old else {}))
+    if a.sizes and not a.only:
+        commands["rows"] = cmd
+    if lists:
+        commands["cli_list"] = cmd
+    if extra:
+        commands["submissions"] = cmd
+    if old:  # keep what this run did not measure (each row, list cell and submission row has its own stamp)
         rows = sorted([r for r in old.get("rows", []) if r["n"] not in {x["n"] for x in rows}] + rows,
                       key=lambda r: r["n"])
         extra = {**{k: v for k, v in old.items() if k == "submissions"}, **extra}
-    write_results(RESULTS, a.out, {"command": cmd, "rows": rows, **extra}, markdown(rows, cmd.strip()))
+    missing = sorted(set(lists) - {r["n"] for r in rows})
+    if missing:
+        raise SystemExit(f"--only list replaces the list cell of stored rows; no row for N = {missing}: run the "
+                         "full benchmark for those sizes first")
+    for r in rows:
+        if r["n"] in lists:
+            r["cli_list"] = lists[r["n"]]
+    write_results(RESULTS, a.out, {"commands": commands, "rows": rows, **extra}, markdown(rows, commands, extra))
     print(f"wrote {RESULTS / a.out}.json and .md")
 
 
