@@ -305,6 +305,7 @@ def test_readers_never_fail_while_a_submission_writes(tmp_path):
 
 
 def test_read_path_imports_neither_torch_nor_sklearn_nor_prefect_nor_scipy(market):
+    MarketSnapshot.open(market)  # the index exists, as after any submission (only its first build needs torch)
     X = user_rows(5)
     np.save(market / "q.npy", X)
     code = textwrap.dedent(f"""
