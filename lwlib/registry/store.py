@@ -32,6 +32,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from lwlib.errors import RegistryError
+from lwlib.locks import file_lock
 from lwlib.registry.payload import model_description, model_name_for, submission_payload
 from lwlib.registry.pyfunc import LEARNWARE_ARTIFACT, PARTS_ARTIFACT, SOLUTION_ARTIFACT, model_script
 from lwlib.settings import Settings
@@ -154,8 +155,15 @@ class Registry:
     def client(self) -> MlflowClient:
         if self._client is None:
             if self.tracking_uri.startswith("sqlite:///"):
-                Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                db = Path(self.tracking_uri[len("sqlite:///"):])
+                # MLflow creates and migrates a SQLite store when a client first opens it; processes opening a
+                # fresh home together race on it ("table latest_metrics already exists"): one at a time.
+                with file_lock(db.with_name(db.name + ".init.lock"), what="the MLflow store's first open"):
+                    client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                    client.search_registered_models(max_results=1)  # the registry store opens lazily
+            else:
+                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client = client
         return self._client
 
     @property

@@ -184,3 +184,19 @@ def test_solution_pyfunc_averages_learnwares(registry: Registry, home: Path, tmp
         np.testing.assert_allclose(np.asarray(loaded.predict(X[:8])).reshape(-1), expected, rtol=1e-6, atol=1e-8)
     finally:
         loaded.unwrap_python_model().close()
+
+
+def test_processes_opening_a_fresh_store_together_all_succeed(tmp_path: Path) -> None:
+    """Eight processes open one fresh SQLite store at once (parallel `lwdock submit` on a new home): MLflow's
+    first-open migration runs once, under the store's init lock, and every process gets the same experiment."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "mlflow.db"
+    code = ("import sys; from lwlib.registry import Registry; "
+            f"r = Registry('sqlite:///{db}', {str(tmp_path / 'artifacts')!r}); print(r.experiment_id)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e[-800:] for _, e in outs]
+    assert len({o.strip() for o, _ in outs}) == 1
