@@ -65,22 +65,30 @@ def _built(name: str, size: str, seed: int = 0) -> tuple[Any, dict[str, Any], di
     return scenario, specs, la
 
 
-def collect(name: str, size: str, *, seed: int = 0) -> dict[str, Any]:
-    """Per-user evidence and losses for one scenario (see the module docstring)."""
+def study_market(name: str, size: str, seed: int = 0) -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
+    """Scenario, label-aware specs, a fitted :class:`LabelledSearcher` over its market (RKME + label-aware spec per
+    learnware) and in-process predictors: the market both studies (``auto_study``, ``label_study``) search."""
     from lwlib.reuse import InProcessLearnware
-    from lwlib.reuse.auto import choose_reuser_auto, class_support, make_reuser
     from lwlib.rkme.label_aware import LabelAwareSpec
     from lwlib.search.labelled import LabelledSearcher
-    from lwlib.search.requirement import Requirement
     from lwlib.semantic import SemanticSpec
 
-    t0 = time.perf_counter()
     scenario, specs, la = _built(name, size, seed)
     entries = [(lw.name, SemanticSpec.from_reference(lw.semantic),
                 {specs[lw.name].type_name: specs[lw.name], LabelAwareSpec.type_name: la[lw.name]})
                for lw in scenario.learnwares]
     searcher = LabelledSearcher(top_k=10, max_mixture=5).fit(entries)
     preds = {lw.name: InProcessLearnware(lw.name, lw.model, specs[lw.name]) for lw in scenario.learnwares}
+    return scenario, la, searcher, preds
+
+
+def collect(name: str, size: str, *, seed: int = 0) -> dict[str, Any]:
+    """Per-user evidence and losses for one scenario (see the module docstring)."""
+    from lwlib.reuse.auto import choose_reuser_auto, class_support, make_reuser
+    from lwlib.search.requirement import Requirement
+
+    t0 = time.perf_counter()
+    scenario, la, searcher, preds = study_market(name, size, seed)
     task = scenario.task
     users = []
     for user in scenario.users:

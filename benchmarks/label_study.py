@@ -65,21 +65,12 @@ def _row_loss(task: str, y: np.ndarray, out: np.ndarray) -> np.ndarray:
 def collect(name: str, size: str, *, seed: int = 0, budgets: Sequence[int] = BUDGETS,
             dock: bool = True) -> dict[str, Any]:
     """Per-user, per-budget evidence and losses (see the module docstring)."""
-    from benchmarks.auto_study import _built
+    from benchmarks.auto_study import study_market
     from benchmarks.labelled_eval import _user_rng
-    from lwlib.reuse import InProcessLearnware
-    from lwlib.rkme.label_aware import LabelAwareSpec
-    from lwlib.search.labelled import LabelledSearcher
     from lwlib.search.requirement import Requirement
-    from lwlib.semantic import SemanticSpec
 
     t0 = time.perf_counter()
-    scenario, specs, la = _built(name, size, seed)
-    entries = [(lw.name, SemanticSpec.from_reference(lw.semantic),
-                {specs[lw.name].type_name: specs[lw.name], LabelAwareSpec.type_name: la[lw.name]})
-               for lw in scenario.learnwares]
-    searcher = LabelledSearcher(top_k=10, max_mixture=5).fit(entries)
-    preds = {lw.name: InProcessLearnware(lw.name, lw.model, specs[lw.name]) for lw in scenario.learnwares}
+    scenario, la, searcher, preds = study_market(name, size, seed)
     task = scenario.task
     users = []
     for j, user in enumerate(scenario.users):
